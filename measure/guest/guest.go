@@ -1,0 +1,148 @@
+package guest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"github.com/chrysalis-cc/chrysalis/measure/canon"
+)
+
+// Fixed names shared by host and guest.
+const (
+	// HTTPSPort is the guest TCP port of the RA-TLS API.
+	HTTPSPort = 8443
+	// ConfigDiskSerial is the virtio-blk serial of the config disk.
+	ConfigDiskSerial = "chrysalis-config"
+	// ConfigFileName is the file on the config disk's FAT filesystem.
+	ConfigFileName = "config.json"
+	// StatusPortName is the virtio-serial port name of the status channel.
+	StatusPortName = "org.chrysalis.status"
+	// MaxConfigSize bounds the config document.
+	MaxConfigSize = 64 << 10
+)
+
+// Config is the document on the config disk.
+type Config struct {
+	// Version is the config format version; only 1 exists.
+	Version int `json:"version"`
+	// Measured is hashed in canonical form and becomes the first RTMR3
+	// event: everything a relying party may want to judge goes here.
+	Measured MeasuredConfig `json:"measured"`
+	// Network is host-chosen addressing; it is not measured because the
+	// network is untrusted whatever it says.
+	Network Network `json:"network"`
+}
+
+// MeasuredConfig is the part of the config that relying parties see in
+// the RTMR3 event log and judge by policy.
+type MeasuredConfig struct {
+	// Instance is a free-form name the owner gives this worker.
+	Instance string `json:"instance"`
+	// OwnerAddress is where payouts go (a TON address; checked by the
+	// payout code, not here).
+	OwnerAddress string `json:"owner_address,omitempty"`
+	// Model names the catalog model this worker serves ("" = none yet).
+	Model string `json:"model,omitempty"`
+	// Debug asks the agent for verbose logs; it is measured so a proxy can
+	// refuse debug workers.
+	Debug bool `json:"debug,omitempty"`
+}
+
+// Network is the guest's static addressing on its first NIC.
+type Network struct {
+	// Address is the guest address with prefix, e.g. 10.0.2.15/24.
+	Address string `json:"address"`
+	// Gateway is the default route, e.g. 10.0.2.2.
+	Gateway string `json:"gateway"`
+}
+
+// DevNetwork is the addressing of QEMU's user-mode (slirp) network.
+var DevNetwork = Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2"}
+
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Validate checks every field and names the first bad one.
+func (c *Config) Validate() error {
+	if c.Version != 1 {
+		return fmt.Errorf("config: version %d is not supported (want 1)", c.Version)
+	}
+	if !instanceRE.MatchString(c.Measured.Instance) {
+		return fmt.Errorf("config: measured.instance %q must be 1-63 of [A-Za-z0-9._-], starting alphanumeric", c.Measured.Instance)
+	}
+	if len(c.Measured.OwnerAddress) > 128 || len(c.Measured.Model) > 128 {
+		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
+	}
+	p, err := netip.ParsePrefix(c.Network.Address)
+	if err != nil || !p.Addr().Is4() {
+		return fmt.Errorf("config: network.address %q must be an IPv4 address with prefix, e.g. 10.0.2.15/24", c.Network.Address)
+	}
+	g, err := netip.ParseAddr(c.Network.Gateway)
+	if err != nil || !g.Is4() || !p.Contains(g) {
+		return fmt.Errorf("config: network.gateway %q must be an IPv4 address inside %s", c.Network.Gateway, c.Network.Address)
+	}
+	return nil
+}
+
+// ParseConfig decodes and validates a config document strictly: unknown
+// fields, trailing data and oversize documents are errors.
+func ParseConfig(b []byte) (*Config, error) {
+	if len(b) > MaxConfigSize {
+		return nil, fmt.Errorf("config: %d bytes exceeds the %d-byte limit", len(b), MaxConfigSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("config: trailing data after the JSON document")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// MeasuredBytes is the canonical JSON of the measured part: the exact
+// payload of the first RTMR3 event.
+func (c *Config) MeasuredBytes() ([]byte, error) {
+	return canon.Marshal(c.Measured)
+}
+
+// Status channel: newline-delimited JSON objects over the virtio-serial
+// port StatusPortName (vsock on TDX hosts later).
+
+// Status states the agent reports, in order.
+const (
+	StateBooting  = "booting"
+	StateReady    = "ready"
+	StateFailed   = "failed"
+	StateStopping = "stopping"
+)
+
+// Status is one agent -> host message.
+type Status struct {
+	State string `json:"state"`
+	// TEE is "tdx" or "insecure-dev".
+	TEE string `json:"tee,omitempty"`
+	// Port is the guest HTTPS port when State is ready.
+	Port int `json:"port,omitempty"`
+	// Detail explains a failure or carries a short note.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Host -> agent commands.
+const (
+	// CmdPowerOff asks the agent to stop serving, sync and power off.
+	CmdPowerOff = "poweroff"
+)
+
+// Command is one host -> agent message.
+type Command struct {
+	Cmd string `json:"cmd"`
+}
