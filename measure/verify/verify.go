@@ -1,0 +1,225 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chrysalis-cc/chrysalis/measure/event"
+	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+)
+
+// Policy says which evidence is acceptable.
+type Policy struct {
+	// Name identifies the policy in output and errors.
+	Name string
+	// AllowInsecureDev accepts evidence with no hardware root. Only the
+	// policy named "insecure-dev" sets it.
+	AllowInsecureDev bool
+	// AllowDebugConfig accepts guests whose measured config asks for debug.
+	AllowDebugConfig bool
+	// Instance, when set, is the instance name the config must carry.
+	Instance string
+}
+
+// PolicyInsecureDev is the only policy that accepts insecure-dev evidence.
+const PolicyInsecureDev = "insecure-dev"
+
+// PolicyByName returns a built-in policy.
+func PolicyByName(name string) (Policy, error) {
+	switch name {
+	case PolicyInsecureDev:
+		return Policy{Name: name, AllowInsecureDev: true, AllowDebugConfig: true}, nil
+	case "":
+		return Policy{}, errors.New("no policy given: name one explicitly (available: insecure-dev)")
+	default:
+		return Policy{}, fmt.Errorf("unknown policy %q (available: insecure-dev)", name)
+	}
+}
+
+// Result is what a successful verification establishes.
+type Result struct {
+	Policy string
+	Type   evidence.Type
+	Claims evidence.Claims
+	// Config is the measured config from the first RTMR3 event.
+	Config guest.MeasuredConfig
+	// Events is the replayed RTMR3 log.
+	Events []event.Entry
+	// RTMR3 is the replayed register and where the compared value came from.
+	RTMR3       event.Digest
+	RTMR3Source string
+	ReportData  []byte
+	// Measurements holds MRTD, RTMR0-2 etc. from a quote, keyed by name
+	// (empty for insecure-dev evidence: there is no quote).
+	Measurements map[string]string
+	// Bundle is the verified bundle.
+	Bundle *evidence.Bundle
+	// PeerSPKI is the DER SubjectPublicKeyInfo the bundle is bound to.
+	PeerSPKI []byte
+}
+
+// Options tune a single verification.
+type Options struct {
+	// Now is the time against which certificate validity is checked.
+	Now time.Time
+	// Nonce, when non-empty, must equal the bundle's claims nonce.
+	Nonce string
+}
+
+// Certificate verifies an RA-TLS certificate and its evidence.
+func Certificate(cert *x509.Certificate, pol Policy, opts Options) (*Result, error) {
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		return nil, fmt.Errorf("ra-tls certificate: bad self-signature: %w", err)
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("ra-tls certificate: valid %s to %s, not at %s",
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	raw, err := evidence.BundleFromCertificate(cert)
+	if err != nil {
+		return nil, err
+	}
+	b, err := evidence.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	return Bundle(b, cert.RawSubjectPublicKeyInfo, pol, opts)
+}
+
+// Bundle verifies a decoded bundle for the TLS key whose DER SPKI is
+// given (the key the peer actually presented).
+func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result, error) {
+	switch b.Type {
+	case evidence.TypeInsecureDev:
+		if !pol.AllowInsecureDev {
+			return nil, fmt.Errorf("evidence is insecure-dev (no TEE, nothing is hardware-backed); policy %q does not accept it — only the policy named %q does", pol.Name, PolicyInsecureDev)
+		}
+	case evidence.TypeTDX:
+		return nil, errors.New("evidence is a TDX quote, and quote verification is not implemented in this version: refusing rather than trusting it unverified")
+	default:
+		return nil, fmt.Errorf("evidence type %q is unknown", b.Type)
+	}
+	if got := evidence.SPKIHash(spki); got != b.Claims.TLSKeySHA256 {
+		return nil, fmt.Errorf("claims bind TLS key %s but the peer presented %s", b.Claims.TLSKeySHA256, got)
+	}
+	rd, err := evidence.ReportData(spki, b.Claims)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(rd[:], b.ReportData) {
+		return nil, fmt.Errorf("report_data %s does not equal SHA-512(tag, key, claims) = %s", hex.EncodeToString(b.ReportData), hex.EncodeToString(rd[:]))
+	}
+	if opts.Nonce != "" && b.Claims.Nonce != opts.Nonce {
+		return nil, fmt.Errorf("claims nonce %q does not equal the nonce sent (%q): stale or replayed evidence", b.Claims.Nonce, opts.Nonce)
+	}
+	mr, err := b.EventLog.Replay()
+	if err != nil {
+		return nil, err
+	}
+	if mr != b.RTMR3 {
+		return nil, fmt.Errorf("RTMR3 %s (%s) does not equal the replayed event log %s", b.RTMR3, b.RTMR3Source, mr)
+	}
+	cfg, err := judgeEvents(b.EventLog.Events, pol)
+	if err != nil {
+		return nil, err
+	}
+	if b.Claims.Instance != cfg.Instance || b.Claims.Model != cfg.Model || b.Claims.OwnerAddress != cfg.OwnerAddress {
+		return nil, errors.New("claims (instance, model, owner_address) differ from the measured config event")
+	}
+	return &Result{
+		Policy:       pol.Name,
+		Type:         b.Type,
+		Claims:       b.Claims,
+		Config:       *cfg,
+		Events:       b.EventLog.Events,
+		RTMR3:        mr,
+		RTMR3Source:  b.RTMR3Source,
+		ReportData:   b.ReportData,
+		Measurements: map[string]string{},
+		Bundle:       b,
+		PeerSPKI:     spki,
+	}, nil
+}
+
+// judgeEvents applies the event policy: the first event is the config
+// (version 1, a valid measured config), every event is known, and nothing
+// follows "ready".
+func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
+	if len(evs) == 0 || evs[0].Name != event.NameConfig {
+		return nil, errors.New("event log: the first event must be the measured config")
+	}
+	var cfg *guest.MeasuredConfig
+	ready := false
+	for i, e := range evs {
+		if ready {
+			return nil, fmt.Errorf("event log: event %d (%s) follows the ready event", i, e.Name)
+		}
+		switch {
+		case e.Name == event.NameConfig && e.Version == 1:
+			if i != 0 {
+				return nil, fmt.Errorf("event log: config event repeated at %d", i)
+			}
+			dec := json.NewDecoder(bytes.NewReader(e.Payload))
+			dec.DisallowUnknownFields()
+			var c guest.MeasuredConfig
+			if err := dec.Decode(&c); err != nil {
+				return nil, fmt.Errorf("event log: config payload: %w", err)
+			}
+			full := guest.Config{Version: 1, Measured: c, Network: guest.DevNetwork}
+			if err := full.Validate(); err != nil {
+				return nil, fmt.Errorf("event log: %w", err)
+			}
+			if c.Debug && !pol.AllowDebugConfig {
+				return nil, fmt.Errorf("event log: the measured config enables debug; policy %q refuses debug workers", pol.Name)
+			}
+			if pol.Instance != "" && c.Instance != pol.Instance {
+				return nil, fmt.Errorf("event log: instance %q is not the expected %q", c.Instance, pol.Instance)
+			}
+			cfg = &c
+		case e.Name == event.NameReady && e.Version == 1:
+			if !bytes.Equal(e.Payload, []byte("{}")) {
+				return nil, errors.New("event log: ready event payload must be {}")
+			}
+			ready = true
+		default:
+			return nil, fmt.Errorf("event log: event %d %s v%d is not known to this verifier", i, e.Name, e.Version)
+		}
+	}
+	return cfg, nil
+}
+
+// ClientConfig returns a TLS 1.3 client config that accepts the server
+// only if its RA-TLS certificate verifies under pol; the result of the
+// last successful verification is passed to onVerified.
+func ClientConfig(pol Policy, opts Options, onVerified func(*Result)) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// Web PKI verification does not apply to a self-signed RA-TLS
+		// certificate; VerifyConnection below does the real check.
+		InsecureSkipVerify: true, //nolint:gosec
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("ra-tls: peer sent no certificate")
+			}
+			res, err := Certificate(cs.PeerCertificates[0], pol, opts)
+			if err != nil {
+				return fmt.Errorf("ra-tls peer: %w", err)
+			}
+			if onVerified != nil {
+				onVerified(res)
+			}
+			return nil
+		},
+	}
+}
