@@ -34,6 +34,9 @@ type TDX struct {
 	// Client is the configfs client: linuxtsm in a guest; a test may pass
 	// go-configfs-tsm's faketsm (a fake TDX module) instead.
 	Client configfsi.Client
+	// Provider is the configfs-tsm provider the report must come from;
+	// "tdx_guest" when empty.
+	Provider string
 }
 
 // Type implements Issuer.
@@ -45,8 +48,12 @@ func (t TDX) Quote(rd [64]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tdx quote via configfs-tsm: %w", err)
 	}
-	if resp.Provider != "tdx_guest" {
-		return nil, fmt.Errorf("tdx quote: configfs-tsm provider is %q, not tdx_guest", resp.Provider)
+	want := t.Provider
+	if want == "" {
+		want = "tdx_guest"
+	}
+	if got := strings.TrimSpace(resp.Provider); got != want {
+		return nil, fmt.Errorf("tdx quote: configfs-tsm provider is %q, not %q", got, want)
 	}
 	if len(resp.OutBlob) == 0 {
 		return nil, errors.New("tdx quote: empty outblob")
