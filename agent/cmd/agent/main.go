@@ -1,4 +1,176 @@
-// Command agent is the guest's PID 1 payload (u-root uinit).
+// Command agent is the guest's PID 1 payload, started by u-root's init as
+// uinit. It loads kernel modules, reads and measures the config disk,
+// detects the TEE, brings up the network, issues its RA-TLS identity and
+// serves the attested API. On a fatal error it reports "failed" on the
+// status channel and powers off; it never returns to init.
 package main
 
-func main() {}
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/chrysalis-cc/chrysalis/agent/attest"
+	"github.com/chrysalis-cc/chrysalis/agent/boot"
+	"github.com/chrysalis-cc/chrysalis/agent/ratls"
+	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
+	"github.com/chrysalis-cc/chrysalis/agent/server"
+	"github.com/chrysalis-cc/chrysalis/measure/event"
+	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/guest/configdisk"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log = log.With("component", "agent")
+	st := openStatus(log)
+	err := run(log, st)
+	log.Error("agent failed", "err", err)
+	st.Send(guest.Status{State: guest.StateFailed, Detail: err.Error()})
+	time.Sleep(500 * time.Millisecond)
+	if perr := boot.PowerOff(); perr != nil {
+		log.Error("power off", "err", perr)
+	}
+	select {}
+}
+
+// openStatus finds the status port; without one (a host that does not
+// attach it) the agent runs and simply does not report.
+func openStatus(log *slog.Logger) *boot.StatusChannel {
+	p, err := boot.WaitFor(5*time.Second, func() (string, error) { return boot.FindVirtioPort("/sys", guest.StatusPortName) })
+	if err != nil {
+		log.Warn("no status channel", "err", err)
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		log.Warn("status channel", "port", p, "err", err)
+		return nil
+	}
+	log.Info("status channel", "port", p)
+	return boot.NewStatusChannel(f, log)
+}
+
+func run(log *slog.Logger, st *boot.StatusChannel) error {
+	start := time.Now()
+	st.Send(guest.Status{State: guest.StateBooting})
+
+	mods, err := boot.LoadModules(boot.ModulesDir)
+	if err != nil {
+		return err
+	}
+	for _, m := range mods {
+		if m.Err != nil {
+			log.Info("module not loaded", "module", m.File, "err", m.Err)
+		}
+	}
+	log.Info("modules loaded", "count", len(mods))
+	if err := boot.MountConfigfs(); err != nil {
+		return err
+	}
+
+	dev, err := boot.WaitFor(10*time.Second, func() (string, error) { return boot.FindBlockBySerial("/sys", guest.ConfigDiskSerial) })
+	if err != nil {
+		return fmt.Errorf("config disk: %w", err)
+	}
+	cfg, _, err := configdisk.Read(dev)
+	if err != nil {
+		return fmt.Errorf("config disk %s: %w", dev, err)
+	}
+	if cfg.Measured.Debug {
+		log = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "agent")
+	}
+	log.Info("config", "disk", dev, "instance", cfg.Measured.Instance)
+
+	issuer, why, err := attest.Detect()
+	if err != nil {
+		return err
+	}
+	tee := string(issuer.Type())
+	log.Info("tee", "type", tee, "why", why)
+	var reg rtmr.Register = &rtmr.Software{}
+	if issuer.Type() == evidence.TypeTDX {
+		reg = rtmr.TDX{}
+	}
+	rec := rtmr.NewRecorder(reg)
+
+	mb, err := cfg.MeasuredBytes()
+	if err != nil {
+		return err
+	}
+	ev, err := event.New(event.NameConfig, 1, json.RawMessage(mb))
+	if err != nil {
+		return err
+	}
+	d, err := rec.Record(ev)
+	if err != nil {
+		return fmt.Errorf("measure config: %w", err)
+	}
+	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "register", reg.Source())
+
+	ifname, err := boot.Network(cfg.Network, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	log.Info("network", "link", ifname, "address", cfg.Network.Address, "gateway", cfg.Network.Gateway)
+
+	ready, _ := event.New(event.NameReady, 1, struct{}{})
+	if d, err = rec.Record(ready); err != nil {
+		return fmt.Errorf("measure ready: %w", err)
+	}
+	log.Info("rtmr3 event", "name", ready.Name, "digest", d.String())
+
+	id, err := ratls.New(issuer, rec, evidence.Claims{
+		Instance:     cfg.Measured.Instance,
+		Model:        cfg.Measured.Model,
+		OwnerAddress: cfg.Measured.OwnerAddress,
+	}, cfg.Measured.Instance, nil)
+	if err != nil {
+		return fmt.Errorf("ra-tls identity: %w", err)
+	}
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(guest.HTTPSPort))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           server.Handler(id, rec, tee, log),
+		TLSConfig:         id.ServerConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	log.Info("ready", "port", guest.HTTPSPort, "tee", tee, "boot_to_ready", time.Since(start).Round(time.Millisecond))
+	st.Send(guest.Status{State: guest.StateReady, TEE: tee, Port: guest.HTTPSPort})
+
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("https server: %w", err)
+		case c, ok := <-st.Commands():
+			if !ok {
+				log.Warn("status channel closed")
+				st = nil
+				continue
+			}
+			if c.Cmd != guest.CmdPowerOff {
+				log.Warn("unknown host command", "cmd", c.Cmd)
+				continue
+			}
+			log.Info("power off requested by host")
+			st.Send(guest.Status{State: guest.StateStopping})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = srv.Shutdown(ctx)
+			cancel()
+			return errors.Join(boot.PowerOff(), errors.New("power off returned"))
+		}
+	}
+}

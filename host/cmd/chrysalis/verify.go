@@ -43,7 +43,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policy := fs.String("policy", "", "verification policy by name (required; available: insecure-dev)")
-	asJSON := fs.Bool("json", false, "print the verified result as JSON")
+	asJSON := fs.Bool("json", false, "print the verified result as one line of JSON (event payloads byte-exact)")
 	timeout := fs.Duration("timeout", 30*time.Second, "overall timeout")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: chrysalis verify https://HOST:PORT --policy NAME [--json]")
@@ -79,9 +79,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		// One line, not indented: indenting would rewrite the canonical
+		// event payloads whose bytes the digests commit to.
+		return json.NewEncoder(stdout).Encode(rep)
 	}
 	printReport(stdout, rep)
 	return nil

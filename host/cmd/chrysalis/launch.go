@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chrysalis-cc/chrysalis/host/launch"
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/shape"
+)
+
+func init() {
+	register("launch", "boot a release in a VM (dev: TCG here; tdx: --print-only)", runLaunch)
+}
+
+// launchList is a repeatable, comma-separable string flag.
+type launchList []string
+
+func (l *launchList) String() string { return strings.Join(*l, ",") }
+func (l *launchList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+const launchUsage = `usage:
+  chrysalis launch [--dev] --release DIR [--shape NAME | --shape-file FILE [--shape NAME]]
+                   [--port 8443] [--state DIR] [--config config.json] [--timeout 180s] [--print-only]
+  chrysalis launch --tdx --print-only --release DIR --shape NAME --gpu BDF [--gpu BDF...]
+                   [--cid 6] [--port 8443] [--listen 127.0.0.1] [--state DIR] [--disk KIND=PATH...]
+
+--dev boots the release under QEMU TCG emulation (no TEE; the guest reports
+insecure-dev evidence), prints the API endpoint and console log, and stops
+the VM cleanly on Ctrl-C. --tdx prints the TDX QEMU command line, one
+argument per line, shell-quoted; disk slots without --disk default to
+STATE/KIND.img.
+
+flags:
+`
+
+func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("launch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, launchUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		dev       = fs.Bool("dev", false, "dev mode: TCG emulation, no TEE (the default)")
+		tdx       = fs.Bool("tdx", false, "TDX mode (only --print-only on hosts without TDX)")
+		printOnly = fs.Bool("print-only", false, "print the QEMU command line and exit")
+		release   = fs.String("release", "", "release `directory` with OVMF.fd, vmlinuz, initrd, cmdline")
+		shapeName = fs.String("shape", "", "VM shape `name` (built-in, or from --shape-file); dev default "+launch.DefaultShape)
+		shapeFile = fs.String("shape-file", "", "shape `file` declaring your own shapes")
+		port      = fs.Int("port", launch.DefaultPort, "host `port` forwarded to the guest API")
+		listen    = fs.String("listen", qemu.DefaultHostAddr, "host `address` the API port is forwarded on (tdx)")
+		stateDir  = fs.String("state", "", "state `directory` (default: a per-port directory under "+os.TempDir()+")")
+		cfgFile   = fs.String("config", "", "config `file` (JSON, see measure/guest); default: instance \"dev\", QEMU user network")
+		timeout   = fs.Duration("timeout", launch.DefaultReadyTimeout, "how long to wait for the guest to be ready")
+		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx)")
+		gpus      launchList
+		disks     launchList
+	)
+	fs.Var(&gpus, "gpu", "host PCI `address` of a GPU to pass through, e.g. 0000:3b:00.0 (tdx; repeat per GPU)")
+	fs.Var(&disks, "disk", "`kind=path` image for a disk slot other than config (model, model-verity, persistent)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see chrysalis launch -h)", fs.Arg(0))
+	}
+	if *dev && *tdx {
+		return errors.New("--dev and --tdx are exclusive")
+	}
+	if *release == "" {
+		return errors.New("--release is required: the directory holding OVMF.fd, vmlinuz, initrd and cmdline")
+	}
+	mode := qemu.ModeDev
+	if *tdx {
+		mode = qemu.ModeTDX
+	}
+
+	s, err := launchShape(*shapeName, *shapeFile, mode)
+	if err != nil {
+		return err
+	}
+	diskPaths := map[shape.DiskKind]string{}
+	for _, d := range disks {
+		k, p, ok := strings.Cut(d, "=")
+		kind := shape.DiskKind(k)
+		if !ok || p == "" || !kind.Known() {
+			return fmt.Errorf("--disk %q: want KIND=PATH with KIND one of %v", d, shape.DiskKinds)
+		}
+		if kind == shape.DiskConfig {
+			return fmt.Errorf("--disk %q: the config disk is written by launch from --config", d)
+		}
+		if !s.HasDisk(kind) {
+			return fmt.Errorf("--disk %q: shape %q has no %q slot", d, s.Name, kind)
+		}
+		diskPaths[kind] = p
+	}
+	if *cid > 0xFFFFFFFF {
+		return fmt.Errorf("--cid %d is out of range", *cid)
+	}
+	state := *stateDir
+	if state == "" {
+		state = filepath.Join(os.TempDir(), fmt.Sprintf("chrysalis-launch-%d", *port))
+	}
+	state, err = filepath.Abs(state)
+	if err != nil {
+		return err
+	}
+
+	if *printOnly {
+		rel, err := qemu.ReleaseFromDir(*release)
+		if err != nil {
+			return err
+		}
+		all := map[shape.DiskKind]string{}
+		for _, d := range s.Disks {
+			all[d.Kind] = filepath.Join(state, string(d.Kind)+".img")
+		}
+		all[shape.DiskConfig] = filepath.Join(state, launch.FileConfigDisk)
+		for k, p := range diskPaths {
+			all[k] = p
+		}
+		argv, err := qemu.Argv(qemu.Options{
+			Mode:         mode,
+			Shape:        s,
+			Release:      rel,
+			Disks:        all,
+			HostAddr:     *listen,
+			HostPort:     *port,
+			ConsoleLog:   filepath.Join(state, launch.FileConsole),
+			StatusSocket: filepath.Join(state, launch.FileStatusSock),
+			QMPSocket:    filepath.Join(state, launch.FileQMPSock),
+			GPUs:         gpus,
+			GuestCID:     uint32(*cid),
+		})
+		if err != nil {
+			return err
+		}
+		for _, a := range argv {
+			fmt.Fprintln(stdout, qemu.Quote(a))
+		}
+		return nil
+	}
+
+	if mode == qemu.ModeTDX {
+		ok, err := qemu.SupportsTDX(ctx, "")
+		if err != nil {
+			return fmt.Errorf("cannot run a TDX guest: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("cannot run a TDX guest here: the installed %s has no tdx-guest object "+
+				"(`%s -object help`); a TDX host needs QEMU >= 10.1 with TDX, a TDX-enabled host kernel and CPU. "+
+				"Use --print-only to see the command line", qemu.Binary, qemu.Binary)
+		}
+		return errors.New("running TDX guests is not implemented yet; use --print-only for the command line")
+	}
+	if len(gpus) > 0 {
+		return errors.New("--gpu needs --tdx: dev mode has no GPU passthrough")
+	}
+
+	cfg := launch.DefaultConfig()
+	if *cfgFile != "" {
+		b, err := os.ReadFile(*cfgFile)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		if cfg, err = guest.ParseConfig(b); err != nil {
+			return fmt.Errorf("--config %s: %w", *cfgFile, err)
+		}
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "launch: "+format+"\n", args...)
+	}
+	vm, err := launch.Launch(ctx, launch.Options{
+		ReleaseDir:   *release,
+		Shape:        s,
+		Disks:        diskPaths,
+		Port:         *port,
+		StateDir:     state,
+		Config:       cfg,
+		ReadyTimeout: *timeout,
+		Logf:         logf,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "endpoint: %s\nconsole:  %s\nstate:    %s\n", vm.Endpoint(), vm.ConsolePath(), vm.StateDir())
+	logf("guest ready; press Ctrl-C to stop it")
+	select {
+	case <-vm.Done():
+		if err := vm.Wait(); err != nil {
+			return fmt.Errorf("the VM exited on its own: %w (console: %s)", err, vm.ConsolePath())
+		}
+		logf("the VM powered off")
+		return nil
+	case <-ctx.Done():
+	}
+	// A second Ctrl-C kills chrysalis, and with it QEMU.
+	signal.Reset(os.Interrupt)
+	logf("stopping the VM (Ctrl-C again to kill it)")
+	stopCtx, cancel := context.WithTimeout(context.Background(), launch.DefaultStopTimeout+15*time.Second)
+	defer cancel()
+	return vm.Stop(stopCtx)
+}
+
+// launchShape resolves --shape and --shape-file.
+func launchShape(name, file string, mode qemu.Mode) (*shape.VMShape, error) {
+	if file != "" {
+		c, err := shape.Load(file)
+		if err != nil {
+			return nil, err
+		}
+		if name == "" {
+			names := c.Names()
+			if len(names) != 1 {
+				return nil, fmt.Errorf("--shape-file %s declares %d shapes %v: pick one with --shape", file, len(names), names)
+			}
+			name = names[0]
+		}
+		s, err := c.Lookup(name)
+		if err != nil {
+			return nil, fmt.Errorf("--shape-file %s: %w", file, err)
+		}
+		return s, nil
+	}
+	if name == "" {
+		if mode == qemu.ModeTDX {
+			return nil, fmt.Errorf("--tdx needs --shape (built-in: %s)", strings.Join(shape.Names(), ", "))
+		}
+		name = launch.DefaultShape
+	}
+	s, err := shape.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("--shape: %w", err)
+	}
+	return s, nil
+}

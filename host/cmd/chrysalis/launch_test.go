@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
+)
+
+func TestLaunchPrintOnly(t *testing.T) {
+	rel := t.TempDir()
+	qemutest.WriteFakeRelease(t, rel)
+	state := filepath.Join(t.TempDir(), "st")
+	var out, errb bytes.Buffer
+	err := runLaunch(context.Background(), []string{
+		"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g",
+		"--gpu", "0000:3b:00.0", "--cid", "7", "--state", state, "--disk", "model=/models/m.tar",
+	}, &out, &errb)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if lines[0] != "qemu-system-x86_64" {
+		t.Errorf("first line %q", lines[0])
+	}
+	text := out.String()
+	for _, want := range []string{
+		"\n-accel\nkvm\n",
+		"\nvhost-vsock-pci,guest-cid=7\n",
+		"\nvfio-pci,host=0000:3b:00.0,bus=rp0,iommufd=iommufd0\n",
+		"\nfile=/models/m.tar,if=none,id=model,format=raw,readonly=on\n",
+		"\nfile=" + filepath.Join(state, "persistent.img") + ",if=none,id=persistent,format=raw\n",
+		"\n'console=ttyS0 panic=-1 loglevel=4'\n",
+		`'{"qom-type":"tdx-guest"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+
+	out.Reset()
+	if err := runLaunch(context.Background(), []string{"--print-only", "--release", rel, "--state", state}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\n-accel\ntcg\n") || !strings.Contains(out.String(), "serial=chrysalis-config") {
+		t.Errorf("dev print-only:\n%s", out.String())
+	}
+}
+
+func TestLaunchFlagErrors(t *testing.T) {
+	rel := t.TempDir()
+	qemutest.WriteFakeRelease(t, rel)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--release is required"},
+		{[]string{"--dev", "--tdx", "--release", rel}, "exclusive"},
+		{[]string{"--tdx", "--print-only", "--release", rel}, "--tdx needs --shape"},
+		{[]string{"--release", rel, "--shape", "nope", "--print-only"}, `unknown shape "nope"`},
+		{[]string{"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g"}, "needs 1 GPU(s), but 0"},
+		{[]string{"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "3b:00"}, `"3b:00" is not a PCI address`},
+		{[]string{"--release", rel, "--print-only", "--disk", "swap=/x"}, `--disk "swap=/x"`},
+		{[]string{"--release", rel, "--print-only", "--disk", "model=/x"}, `has no "model" slot`},
+		{[]string{"--release", rel, "--print-only", "--shape-file", "/nonexistent.json"}, "nonexistent.json"},
+		{[]string{"--release", rel, "--gpu", "3b:00.0"}, "--gpu needs --tdx"},
+		{[]string{"--release", rel, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--release", filepath.Join(rel, "missing"), "--print-only"}, "missing"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		err := runLaunch(context.Background(), tt.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("launch %q: err = %v, want it to mention %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestLaunchShapeFile(t *testing.T) {
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.json")
+	two := filepath.Join(dir, "two.json")
+	shapeJSON := func(names ...string) string {
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, `{"name":"`+n+`","vcpus":2,"memory_mib":2048,"gpus":0,"nics":1,`+
+				`"disks":[{"kind":"config"}],"qemu_profile":"qemu-10.1","ovmf_profile":"edk2-2025.02"}`)
+		}
+		return `{"version":1,"shapes":[` + strings.Join(parts, ",") + `]}`
+	}
+	if err := os.WriteFile(one, []byte(shapeJSON("mine")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(two, []byte(shapeJSON("a", "b")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := launchShape("", one, qemu.ModeDev)
+	if err != nil || s.Name != "mine" || s.VCPUs != 2 {
+		t.Fatalf("single-shape file: %+v, %v", s, err)
+	}
+	if _, err := launchShape("", two, qemu.ModeDev); err == nil || !strings.Contains(err.Error(), "pick one with --shape") {
+		t.Errorf("two-shape file err = %v", err)
+	}
+	if s, err := launchShape("b", two, qemu.ModeDev); err != nil || s.Name != "b" {
+		t.Errorf("--shape b: %+v, %v", s, err)
+	}
+	if s, err := launchShape("", "", qemu.ModeDev); err != nil || s.Name != "dev-small" {
+		t.Errorf("default: %+v, %v", s, err)
+	}
+}

@@ -1,0 +1,734 @@
+package launch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/guest/configdisk"
+	"github.com/chrysalis-cc/chrysalis/measure/shape"
+)
+
+// Defaults.
+const (
+	DefaultShape        = "dev-small"
+	DefaultPort         = guest.HTTPSPort
+	DefaultReadyTimeout = 180 * time.Second
+	DefaultStopTimeout  = 15 * time.Second
+	// ConsoleTailLines is how many console lines launch errors carry.
+	ConsoleTailLines = 20
+)
+
+// File names inside the state directory.
+const (
+	FileConfigDisk = "config.img"
+	FileConsole    = "console.log"
+	FileQEMULog    = "qemu.log"
+	FileStatusSock = "status.sock"
+	FileQMPSock    = "qmp.sock"
+	FileLock       = "lock"
+)
+
+const (
+	connectTimeout = 10 * time.Second
+	qmpTimeout     = 5 * time.Second
+	killTimeout    = 5 * time.Second
+)
+
+// Options describe a dev-mode launch. Only StateDir and the release are
+// required.
+type Options struct {
+	// Binary is the QEMU executable, looked up on PATH unless it contains
+	// a slash (default qemu.Binary).
+	Binary string
+	// ReleaseDir is a release directory (qemu.ReleaseFromDir). It is read
+	// when Release is zero.
+	ReleaseDir string
+	// Release is the release to boot; it overrides ReleaseDir.
+	Release qemu.Release
+	// Shape is the VM shape (default: the built-in DefaultShape). Dev mode
+	// needs a shape without GPUs.
+	Shape *shape.VMShape
+	// Disks are images for the shape's disk slots other than the config
+	// disk, which Launch writes itself.
+	Disks map[shape.DiskKind]string
+	// Port is the host TCP port on 127.0.0.1 forwarded to the guest API
+	// (default DefaultPort).
+	Port int
+	// StateDir holds the config disk, console log, QEMU log and sockets.
+	// It is created if missing and locked while the VM runs.
+	StateDir string
+	// Config is written to the config disk (default DefaultConfig()).
+	Config *guest.Config
+	// ReadyTimeout bounds the wait for the guest's ready status (default
+	// DefaultReadyTimeout).
+	ReadyTimeout time.Duration
+	// StopTimeout is how long Stop waits for the guest to power off before
+	// asking QEMU to quit (default DefaultStopTimeout).
+	StopTimeout time.Duration
+	// Logf receives progress lines (status messages, how the VM stopped).
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig is the config a dev launch uses unless told otherwise.
+func DefaultConfig() *guest.Config {
+	return &guest.Config{
+		Version:  1,
+		Measured: guest.MeasuredConfig{Instance: "dev"},
+		Network:  guest.DevNetwork,
+	}
+}
+
+func (o *Options) setDefaults() error {
+	if o.Binary == "" {
+		o.Binary = qemu.Binary
+	}
+	if o.Shape == nil {
+		s, err := shape.Lookup(DefaultShape)
+		if err != nil {
+			return err
+		}
+		o.Shape = s
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.Config == nil {
+		o.Config = DefaultConfig()
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Preflight checks what a dev launch needs before anything is started:
+// QEMU on PATH, the release files, a free host port and a valid config.
+// It fills in o's defaults and resolves o.Binary and o.Release.
+func Preflight(o *Options) error {
+	if err := o.setDefaults(); err != nil {
+		return err
+	}
+	bin, err := exec.LookPath(o.Binary)
+	if err != nil {
+		if o.Binary == qemu.Binary {
+			return fmt.Errorf("%s not found: install it with `apt-get install qemu-system-x86`", qemu.Binary)
+		}
+		return fmt.Errorf("QEMU binary %s not found: %w", o.Binary, err)
+	}
+	o.Binary = bin
+	if o.Release == (qemu.Release{}) {
+		if o.ReleaseDir == "" {
+			return errors.New("no release given: pass a release directory")
+		}
+		r, err := qemu.ReleaseFromDir(o.ReleaseDir)
+		if err != nil {
+			return err
+		}
+		o.Release = r
+	} else {
+		for _, p := range []string{o.Release.OVMF, o.Release.Kernel, o.Release.Initrd} {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("release: %w", err)
+			}
+		}
+	}
+	if o.Shape.GPUs > 0 {
+		return fmt.Errorf("shape %q needs %d GPU(s); dev mode has no GPU passthrough (choose a shape without GPUs)", o.Shape.Name, o.Shape.GPUs)
+	}
+	for k, p := range o.Disks {
+		if k == shape.DiskConfig {
+			return errors.New("the config disk is written by launch; do not pass one")
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%s disk: %w", k, err)
+		}
+	}
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	if o.StateDir == "" {
+		return errors.New("no state directory given")
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return fmt.Errorf("port %d is out of range 1..65535", o.Port)
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", qemu.DefaultHostAddr, o.Port))
+	if err != nil {
+		return fmt.Errorf("port %d is in use: choose another with --port", o.Port)
+	}
+	l.Close()
+	return nil
+}
+
+// VM is a running dev-mode guest.
+type VM struct {
+	opts     Options
+	cmd      *exec.Cmd
+	state    string
+	lock     *os.File
+	qemuLog  *os.File
+	done     chan struct{} // closed when QEMU has exited and been reaped
+	exitErr  error
+	statusCh chan guest.Status
+	// readerDone is closed when the status reader has seen the channel
+	// close (nil if it never started).
+	readerDone chan struct{}
+
+	mu        sync.Mutex
+	conn      net.Conn
+	last      guest.Status
+	stoppedBy string
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Launch starts a dev-mode VM and waits until the agent reports ready.
+// On any failure the VM is stopped and the error carries the last console
+// lines. ctx bounds only the launch: once Launch returns, the VM runs
+// until Stop.
+func Launch(ctx context.Context, o Options) (*VM, error) {
+	vm, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := vm.WaitReady(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qmpTimeout+killTimeout)
+		defer cancel()
+		vm.stopNow(stopCtx)
+		return nil, err
+	}
+	return vm, nil
+}
+
+// Start runs Preflight, writes the config disk into the state directory,
+// starts QEMU in its own process group and connects to the status
+// channel. It does not wait for the guest.
+func Start(ctx context.Context, o Options) (vm *VM, err error) {
+	if err := Preflight(&o); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	state, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	lock, err := lockDir(state)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && lock != nil {
+			lock.Close()
+		}
+	}()
+	p := func(name string) string { return filepath.Join(state, name) }
+	for _, s := range []string{FileStatusSock, FileQMPSock} {
+		if err := os.Remove(p(s)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	if err := configdisk.Write(p(FileConfigDisk), o.Config); err != nil {
+		return nil, err
+	}
+	disks := map[shape.DiskKind]string{shape.DiskConfig: p(FileConfigDisk)}
+	for k, v := range o.Disks {
+		disks[k] = v
+	}
+	argv, err := qemu.Argv(qemu.Options{
+		Mode:         qemu.ModeDev,
+		Shape:        o.Shape,
+		Release:      o.Release,
+		Disks:        disks,
+		HostPort:     o.Port,
+		ConsoleLog:   p(FileConsole),
+		StatusSocket: p(FileStatusSock),
+		QMPSocket:    p(FileQMPSock),
+		Binary:       o.Binary,
+	})
+	if err != nil {
+		return nil, err
+	}
+	qlog, err := os.OpenFile(p(FileQEMULog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	fmt.Fprintf(qlog, "# %s\n", strings.Join(quoteAll(argv), " "))
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = qlog, qlog
+	cmd.Dir = state
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Own process group: a Ctrl-C on the terminal reaches chrysalis,
+		// which powers the guest off cleanly, not QEMU.
+		Setpgid: true,
+		// Do not outlive chrysalis.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		qlog.Close()
+		return nil, fmt.Errorf("starting %s: %w", o.Binary, err)
+	}
+	vm = &VM{
+		opts:     o,
+		cmd:      cmd,
+		state:    state,
+		lock:     lock,
+		qemuLog:  qlog,
+		done:     make(chan struct{}),
+		statusCh: make(chan guest.Status, 64),
+	}
+	lock = nil // owned by vm now
+	o.Logf("started %s (pid %d); console: %s", filepath.Base(o.Binary), cmd.Process.Pid, p(FileConsole))
+	go vm.reap()
+	if err := vm.connect(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qmpTimeout+killTimeout)
+		defer cancel()
+		vm.stopNow(stopCtx)
+		return nil, err
+	}
+	vm.readerDone = make(chan struct{})
+	go vm.readStatus()
+	return vm, nil
+}
+
+func quoteAll(argv []string) []string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = qemu.Quote(a)
+	}
+	return q
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, FileLock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state directory %s is in use by another launch: choose another with --state", dir)
+	}
+	return f, nil
+}
+
+// reap waits for QEMU, then releases everything the VM holds.
+func (vm *VM) reap() {
+	err := vm.cmd.Wait()
+	vm.mu.Lock()
+	vm.exitErr = err
+	vm.mu.Unlock()
+	vm.qemuLog.Close()
+	os.Remove(filepath.Join(vm.state, FileStatusSock))
+	os.Remove(filepath.Join(vm.state, FileQMPSock))
+	vm.lock.Close()
+	close(vm.done)
+}
+
+// connect dials the status socket QEMU serves, retrying until QEMU has
+// created it.
+func (vm *VM) connect(ctx context.Context) error {
+	path := filepath.Join(vm.state, FileStatusSock)
+	deadline := time.NewTimer(connectTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			vm.mu.Lock()
+			vm.conn = c
+			vm.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-vm.done:
+			return vm.failure(fmt.Sprintf("QEMU exited during startup (%v)", vm.exitErr))
+		case <-deadline.C:
+			return vm.failure(fmt.Sprintf("could not connect to the status channel %s within %s: %v", path, connectTimeout, err))
+		case <-ctx.Done():
+			return fmt.Errorf("launch cancelled: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// readStatus logs every status line the agent sends and hands it to
+// WaitReady. It reads until the channel closes (QEMU exits), so the last
+// messages before a poweroff are not lost.
+func (vm *VM) readStatus() {
+	defer close(vm.readerDone)
+	vm.mu.Lock()
+	conn := vm.conn
+	vm.mu.Unlock()
+	defer conn.Close()
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 4096), guest.MaxConfigSize)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var st guest.Status
+		if err := json.Unmarshal(line, &st); err != nil || st.State == "" {
+			vm.opts.Logf("status: ignoring malformed line %.200q", line)
+			continue
+		}
+		vm.opts.Logf("status: %s", describe(st))
+		vm.mu.Lock()
+		vm.last = st
+		vm.mu.Unlock()
+		select {
+		case vm.statusCh <- st:
+		default:
+		}
+	}
+	close(vm.statusCh)
+}
+
+func describe(st guest.Status) string {
+	var parts []string
+	if st.TEE != "" {
+		parts = append(parts, "tee="+st.TEE)
+	}
+	if st.Port != 0 {
+		parts = append(parts, fmt.Sprintf("port=%d", st.Port))
+	}
+	if st.Detail != "" {
+		parts = append(parts, fmt.Sprintf("detail=%q", st.Detail))
+	}
+	if len(parts) == 0 {
+		return st.State
+	}
+	return st.State + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// WaitReady waits until the agent reports ready and returns that status.
+// It fails if the agent reports failed, QEMU exits, the status channel
+// closes, Options.ReadyTimeout passes or ctx is done; the error then ends
+// with the last console lines. It does not stop the VM.
+func (vm *VM) WaitReady(ctx context.Context) (guest.Status, error) {
+	timer := time.NewTimer(vm.opts.ReadyTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case st, ok := <-vm.statusCh:
+			if !ok {
+				select {
+				case <-vm.done:
+					return guest.Status{}, vm.failure(fmt.Sprintf("QEMU exited before the guest was ready (%s)", exitText(vm.exitErr)))
+				case <-time.After(time.Second):
+				}
+				return guest.Status{}, vm.failure("the status channel closed before the guest was ready")
+			}
+			switch st.State {
+			case guest.StateReady:
+				if st.Port != 0 && st.Port != guest.HTTPSPort {
+					vm.opts.Logf("warning: guest serves on port %d, but port %d is forwarded", st.Port, guest.HTTPSPort)
+				}
+				return st, nil
+			case guest.StateFailed:
+				return guest.Status{}, vm.failure(fmt.Sprintf("the guest reported failure: %s", st.Detail))
+			}
+		case <-vm.done:
+			return guest.Status{}, vm.failure(fmt.Sprintf("QEMU exited before the guest was ready (%s)", exitText(vm.exitErr)))
+		case <-timer.C:
+			return guest.Status{}, vm.failure(fmt.Sprintf("the guest did not report ready within %s", vm.opts.ReadyTimeout))
+		case <-ctx.Done():
+			return guest.Status{}, fmt.Errorf("launch cancelled: %w", ctx.Err())
+		}
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// failure builds an error with the console tail and, if QEMU has exited,
+// its own log.
+func (vm *VM) failure(msg string) error {
+	var b strings.Builder
+	b.WriteString(msg)
+	console := filepath.Join(vm.state, FileConsole)
+	if lines := tail(console, ConsoleTailLines); len(lines) > 0 {
+		fmt.Fprintf(&b, "\nlast %d console lines (%s):", len(lines), console)
+		for _, l := range lines {
+			b.WriteString("\n  " + l)
+		}
+	} else {
+		fmt.Fprintf(&b, "\nthe console (%s) is empty", console)
+	}
+	select {
+	case <-vm.done:
+		qlog := filepath.Join(vm.state, FileQEMULog)
+		var ql []string
+		for _, l := range tail(qlog, ConsoleTailLines) {
+			if !strings.HasPrefix(l, "# ") {
+				ql = append(ql, l)
+			}
+		}
+		if len(ql) > 0 {
+			fmt.Fprintf(&b, "\nQEMU output (%s):", qlog)
+			for _, l := range ql {
+				b.WriteString("\n  " + l)
+			}
+		}
+	default:
+	}
+	return errors.New(b.String())
+}
+
+// tail returns up to n last non-empty lines of the file at path.
+func tail(path string, n int) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	const max = 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > max {
+		f.Seek(st.Size()-max, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = printable(l)
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+var ansiRE = regexp.MustCompile(`\x1b(\[[0-9;=?]*[ -/]*[@-~]|[@-Z\\-_])`)
+
+// printable drops terminal escape sequences (firmware clears the screen)
+// and other control characters from a console line.
+func printable(l string) string {
+	l = ansiRE.ReplaceAllString(l, "")
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || (r >= 0x20 && r != 0x7f && r != utf8.RuneError) {
+			return r
+		}
+		return -1
+	}, l)
+}
+
+// Endpoint is the guest API's URL on the host.
+func (vm *VM) Endpoint() string {
+	return fmt.Sprintf("https://%s:%d", qemu.DefaultHostAddr, vm.opts.Port)
+}
+
+// ConsolePath is the file receiving the guest's serial console.
+func (vm *VM) ConsolePath() string { return filepath.Join(vm.state, FileConsole) }
+
+// StateDir is the VM's state directory.
+func (vm *VM) StateDir() string { return vm.state }
+
+// PID is QEMU's process ID (and process group ID).
+func (vm *VM) PID() int { return vm.cmd.Process.Pid }
+
+// LastStatus is the most recent status the agent reported.
+func (vm *VM) LastStatus() guest.Status {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.last
+}
+
+// StoppedBy says how Stop ended the VM: "already exited", "guest
+// poweroff", "QMP quit" or "SIGKILL" ("" before Stop).
+func (vm *VM) StoppedBy() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.stoppedBy
+}
+
+// Wait waits for QEMU to exit and returns its exit error (nil for a clean
+// exit, as after a guest poweroff).
+func (vm *VM) Wait() error {
+	<-vm.done
+	return vm.exitErr
+}
+
+// Done is closed once QEMU has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.done }
+
+// Stop ends the VM: it asks the agent to power off over the status
+// channel and waits up to Options.StopTimeout, then asks QEMU to quit over
+// QMP, then kills QEMU's process group. It returns once QEMU is gone and
+// its sockets and lock are released; ctx cuts the polite steps short.
+// Stop is safe to call more than once.
+func (vm *VM) Stop(ctx context.Context) error {
+	vm.stopOnce.Do(func() { vm.stopErr = vm.stop(ctx, true) })
+	return vm.stopErr
+}
+
+// stopNow is Stop without the poweroff request, for VMs that never became
+// ready.
+func (vm *VM) stopNow(ctx context.Context) {
+	vm.stopOnce.Do(func() { vm.stopErr = vm.stop(ctx, false) })
+}
+
+func (vm *VM) stop(ctx context.Context, poweroff bool) error {
+	by := vm.stopSteps(ctx, poweroff)
+	vm.mu.Lock()
+	vm.stoppedBy = by
+	vm.mu.Unlock()
+	select {
+	case <-vm.done:
+		if vm.readerDone != nil {
+			select {
+			case <-vm.readerDone:
+			case <-time.After(time.Second):
+			}
+		}
+		vm.opts.Logf("VM stopped (%s)", by)
+		return nil
+	case <-time.After(killTimeout):
+		return fmt.Errorf("QEMU (pid %d) did not exit after SIGKILL", vm.PID())
+	}
+}
+
+func (vm *VM) stopSteps(ctx context.Context, poweroff bool) string {
+	select {
+	case <-vm.done:
+		return "already exited"
+	default:
+	}
+	if poweroff {
+		if err := vm.sendPowerOff(); err != nil {
+			vm.opts.Logf("could not ask the guest to power off: %v", err)
+		} else {
+			vm.opts.Logf("asked the guest to power off; waiting up to %s", vm.opts.StopTimeout)
+			t := time.NewTimer(vm.opts.StopTimeout)
+			select {
+			case <-vm.done:
+				t.Stop()
+				return "guest poweroff"
+			case <-t.C:
+				vm.opts.Logf("the guest did not power off within %s", vm.opts.StopTimeout)
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+	}
+	if ctx.Err() == nil {
+		qctx, cancel := context.WithTimeout(ctx, qmpTimeout)
+		err := qmpQuit(qctx, filepath.Join(vm.state, FileQMPSock))
+		if err == nil {
+			select {
+			case <-vm.done:
+				cancel()
+				return "QMP quit"
+			case <-qctx.Done():
+			}
+		} else {
+			vm.opts.Logf("QMP quit failed: %v", err)
+		}
+		cancel()
+	}
+	select {
+	case <-vm.done:
+		return "QMP quit"
+	default:
+	}
+	vm.opts.Logf("killing QEMU (process group %d)", vm.PID())
+	syscall.Kill(-vm.PID(), syscall.SIGKILL)
+	return "SIGKILL"
+}
+
+func (vm *VM) sendPowerOff() error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if vm.conn == nil {
+		return errors.New("no status channel")
+	}
+	b, _ := json.Marshal(guest.Command{Cmd: guest.CmdPowerOff})
+	vm.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	_, err := vm.conn.Write(append(b, '\n'))
+	return err
+}
+
+// qmpQuit connects to QEMU's QMP socket, negotiates capabilities and sends
+// "quit".
+func qmpQuit(ctx context.Context, path string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	r := bufio.NewReader(c)
+	greeting, err := r.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("reading QMP greeting: %w", err)
+	}
+	if !bytes.Contains(greeting, []byte(`"QMP"`)) {
+		return fmt.Errorf("unexpected QMP greeting %.100q", greeting)
+	}
+	for _, cmd := range []string{"qmp_capabilities", "quit"} {
+		if _, err := fmt.Fprintf(c, "{\"execute\":%q}\n", cmd); err != nil {
+			return err
+		}
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				if cmd == "quit" && errors.Is(err, io.EOF) {
+					return nil // QEMU closed the socket as it quit
+				}
+				return fmt.Errorf("QMP %s: %w", cmd, err)
+			}
+			var resp struct {
+				Return json.RawMessage `json:"return"`
+				Error  *struct {
+					Desc string `json:"desc"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(line, &resp) != nil {
+				continue
+			}
+			if resp.Error != nil {
+				return fmt.Errorf("QMP %s: %s", cmd, resp.Error.Desc)
+			}
+			if resp.Return != nil {
+				break
+			}
+			// An event; keep reading.
+		}
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package qemu_test
+
+import (
+	"net"
+
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
+	"github.com/chrysalis-cc/chrysalis/measure/shape"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func mustShape(t *testing.T, name string) *shape.VMShape {
+	t.Helper()
+	s, err := shape.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var testRelease = qemu.Release{
+	OVMF:    "/rel/OVMF.fd",
+	Kernel:  "/rel/vmlinuz",
+	Initrd:  "/rel/initrd",
+	Cmdline: "console=ttyS0 panic=-1 loglevel=4",
+}
+
+func allDisks(s *shape.VMShape) map[shape.DiskKind]string {
+	m := map[shape.DiskKind]string{}
+	for _, d := range s.Disks {
+		m[d.Kind] = "/state/" + string(d.Kind) + ".img"
+	}
+	return m
+}
+
+func baseOptions(t *testing.T, mode qemu.Mode, shapeName string, gpus ...string) qemu.Options {
+	s := mustShape(t, shapeName)
+	return qemu.Options{
+		Mode:         mode,
+		Shape:        s,
+		Release:      testRelease,
+		Disks:        allDisks(s),
+		HostPort:     8443,
+		ConsoleLog:   "/state/console.log",
+		StatusSocket: "/state/status.sock",
+		QMPSocket:    "/state/qmp.sock",
+		GPUs:         gpus,
+	}
+}
+
+func TestGolden(t *testing.T) {
+	tests := []struct {
+		golden string
+		opts   qemu.Options
+	}{
+		{"dev-small.dev", baseOptions(t, qemu.ModeDev, "dev-small")},
+		{"cpu-4c-8g.dev", baseOptions(t, qemu.ModeDev, "cpu-4c-8g")},
+		{"dev-small.tdx", baseOptions(t, qemu.ModeTDX, "dev-small")},
+		{"h100-1g-32c-100g.tdx", baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g", "0000:3b:00.0")},
+		{"h100-1g-32c-100g-ubuntu24.tdx", baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g-ubuntu24", "3B:00.0")},
+		{"h100-2g-64c-200g.tdx", func() qemu.Options {
+			o := baseOptions(t, qemu.ModeTDX, "h100-2g-64c-200g", "0000:3b:00.0", "0000:bc:00.0")
+			o.GuestCID = 16
+			o.HostAddr = "0.0.0.0"
+			o.HostPort = 12000
+			return o
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			argv, err := qemu.Argv(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(argv, "\n") + "\n"
+			p := filepath.Join("testdata", tt.golden+".golden")
+			if *update {
+				if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("argv differs from %s (go test -update rewrites it):\ngot:\n%s", p, got)
+			}
+		})
+	}
+}
+
+func TestArgvErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		mut  func(o *qemu.Options)
+		want string
+	}{
+		{"noshape", func(o *qemu.Options) { o.Shape = nil }, "no VM shape"},
+		{"badshape", func(o *qemu.Options) { o.Shape.VCPUs = 0 }, "vcpus 0"},
+		{"mode", func(o *qemu.Options) { o.Mode = "sev" }, `mode "sev"`},
+		{"devgpu", func(o *qemu.Options) { o.Mode = qemu.ModeDev; o.GPUs = nil }, "dev mode has no GPU passthrough"},
+		{"toofewgpus", func(o *qemu.Options) { o.GPUs = nil }, "needs 1 GPU(s), but 0 GPU address(es)"},
+		{"toomanygpus", func(o *qemu.Options) { o.GPUs = append(o.GPUs, "0000:3c:00.0") }, "needs 1 GPU(s), but 2"},
+		{"badbdf", func(o *qemu.Options) { o.GPUs = []string{"3b:00"} }, `"3b:00" is not a PCI address`},
+		{"baddev", func(o *qemu.Options) { o.GPUs = []string{"0000:3b:20.0"} }, "device 20"},
+		{"dupbdf", func(o *qemu.Options) {
+			o.Shape = mustShape(t, "h100-2g-64c-200g")
+			o.GPUs = []string{"3b:00.0", "0000:3B:00.0"}
+		}, "given twice"},
+		{"cid", func(o *qemu.Options) { o.GuestCID = 2 }, "CID 2 is reserved"},
+		{"noovmf", func(o *qemu.Options) { o.Release.OVMF = "" }, "no release OVMF firmware"},
+		{"nokernel", func(o *qemu.Options) { o.Release.Kernel = "" }, "no release kernel"},
+		{"noconsole", func(o *qemu.Options) { o.ConsoleLog = "" }, "no console log path"},
+		{"cmdlinenl", func(o *qemu.Options) { o.Release.Cmdline = "a\nb" }, "line break"},
+		{"cmdlinelong", func(o *qemu.Options) { o.Release.Cmdline = strings.Repeat("x", 2048) }, "2048 bytes"},
+		{"longsock", func(o *qemu.Options) { o.StatusSocket = "/" + strings.Repeat("s", 110) }, "unix sockets allow 107"},
+		{"port0", func(o *qemu.Options) { o.HostPort = 0 }, "host port 0"},
+		{"port", func(o *qemu.Options) { o.HostPort = 70000 }, "host port 70000"},
+		{"addr", func(o *qemu.Options) { o.HostAddr = "localhost" }, `host address "localhost"`},
+		{"missingdisk", func(o *qemu.Options) { delete(o.Disks, shape.DiskPersistent) }, `"persistent" disk slot but no image`},
+		{"extradisk", func(o *qemu.Options) {
+			o.Shape = mustShape(t, "dev-small")
+			o.Mode = qemu.ModeDev
+			o.GPUs = nil
+			o.Disks = map[shape.DiskKind]string{shape.DiskConfig: "/c.img", shape.DiskModel: "/m.img"}
+		}, `"model" disk image was given but shape "dev-small" has no "model" slot`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g", "0000:3b:00.0")
+			tt.mut(&o)
+			_, err := qemu.Argv(o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEscapesCommas(t *testing.T) {
+	o := baseOptions(t, qemu.ModeDev, "dev-small")
+	o.Disks[shape.DiskConfig] = "/a,b/config.img"
+	o.ConsoleLog = "/a,b/console.log"
+	argv, err := qemu.Argv(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := strings.Join(argv, " ")
+	if !strings.Contains(j, "file=/a,,b/config.img,") || !strings.Contains(j, "path=/a,,b/console.log") {
+		t.Errorf("commas not escaped: %s", j)
+	}
+}
+
+func TestParseBDF(t *testing.T) {
+	for in, want := range map[string]string{
+		"0000:3b:00.0": "0000:3b:00.0",
+		"3B:00.1":      "0000:3b:00.1",
+		"0001:AB:1f.7": "0001:ab:1f.7",
+	} {
+		got, err := qemu.ParseBDF(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBDF(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "3b:00", "0000:3b:00.8", "00:3b:00.0", "0000:3b:00.00", "zz:00.0", " 3b:00.0"} {
+		if _, err := qemu.ParseBDF(bad); err == nil {
+			t.Errorf("ParseBDF(%q) accepted", bad)
+		}
+	}
+}
+
+func TestReleaseFromDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(qemu.FileOVMF, "fw")
+	write(qemu.FileKernel, "k")
+	if _, err := qemu.ReleaseFromDir(dir); err == nil || !strings.Contains(err.Error(), "initrd") {
+		t.Errorf("missing initrd err = %v", err)
+	}
+	write(qemu.FileInitrd, "i")
+	if _, err := qemu.ReleaseFromDir(dir); err == nil || !strings.Contains(err.Error(), "cmdline") {
+		t.Errorf("missing cmdline err = %v", err)
+	}
+	write(qemu.FileCmdline, "console=ttyS0 panic=-1\n")
+	r, err := qemu.ReleaseFromDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cmdline != "console=ttyS0 panic=-1" || r.OVMF != filepath.Join(dir, qemu.FileOVMF) {
+		t.Errorf("release = %+v", r)
+	}
+	write(qemu.FileCmdline, "a\nb\n")
+	if _, err := qemu.ReleaseFromDir(dir); err == nil || !strings.Contains(err.Error(), "line break") {
+		t.Errorf("two-line cmdline err = %v", err)
+	}
+	write(qemu.FileKernel, "")
+	if _, err := qemu.ReleaseFromDir(dir); err == nil || !strings.Contains(err.Error(), "vmlinuz is not a non-empty regular file") {
+		t.Errorf("empty kernel err = %v", err)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"-m":                       "-m",
+		"file=/a/b.img,if=none":    "file=/a/b.img,if=none",
+		"":                         "''",
+		"console=ttyS0 panic=-1":   "'console=ttyS0 panic=-1'",
+		`{"qom-type":"tdx-guest"}`: `'{"qom-type":"tdx-guest"}'`,
+		"it's":                     `'it'\''s'`,
+	} {
+		if got := qemu.Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestQEMUAcceptsDevArgv runs the installed QEMU with the dev argv (fake
+// firmware and kernel, so nothing boots) and checks that it starts and
+// keeps running: every option is accepted.
+func TestQEMUAcceptsDevArgv(t *testing.T) {
+	bin, err := exec.LookPath(qemu.Binary)
+	if err != nil {
+		t.Skip(qemu.Binary + " not installed")
+	}
+	dir := t.TempDir()
+	rel := qemutest.WriteFakeRelease(t, dir)
+	o := baseOptions(t, qemu.ModeDev, "cpu-4c-8g")
+	o.Shape.MemoryMiB = 512 // keep the test light
+	o.Release = rel
+	o.HostPort = freePort(t)
+	o.ConsoleLog = filepath.Join(dir, "console.log")
+	o.StatusSocket = filepath.Join(dir, "status.sock")
+	o.QMPSocket = filepath.Join(dir, "qmp.sock")
+	for k := range o.Disks {
+		p := filepath.Join(dir, string(k)+".img")
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o.Disks[k] = p
+	}
+	o.Binary = bin
+	argv, err := qemu.Argv(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3e9)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	if ctx.Err() == nil {
+		t.Fatalf("qemu exited early (%v):\n%s", err, out.String())
+	}
+}
+
+func TestSupportsTDX(t *testing.T) {
+	if _, err := exec.LookPath(qemu.Binary); err != nil {
+		t.Skip(qemu.Binary + " not installed")
+	}
+	ok, err := qemu.SupportsTDX(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("installed QEMU supports tdx-guest: %v", ok)
+	if _, err := qemu.SupportsTDX(context.Background(), "/nonexistent/qemu"); err == nil {
+		t.Error("missing binary accepted")
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
