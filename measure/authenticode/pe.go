@@ -235,6 +235,13 @@ func Parse(data []byte) (*Image, error) {
 		hashed = append(hashed, Range{int64(s.PointerToRawData), int64(s.SizeOfRawData)})
 		sum += int64(s.SizeOfRawData)
 	}
+	// SUM_OF_BYTES_HASHED beyond the file size means section raw data
+	// overlap each other or the headers. edk2 would hash such bytes
+	// repeatedly (up to 65535 times the file); no linker produces it, so
+	// refuse instead of hashing without bound.
+	if sum > n {
+		return nil, errAt(st, nil, "SizeOfHeaders plus the sections' SizeOfRawData is %#x, more than the %#x-byte image: section raw data overlap", sum, n)
+	}
 	// Extra data after SUM_OF_BYTES_HASHED, excluding the certificate
 	// table's size (edk2 subtracts the size wherever the table is).
 	if n > sum {

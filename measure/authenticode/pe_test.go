@@ -75,11 +75,13 @@ func TestDigestSynthetic(t *testing.T) {
 		"cert in the middle": func(p *synthPE) { p.trailing = 0x100; p.certOff = 0xc10 },
 		"equal offsets": func(p *synthPE) {
 			p.sections = []synthSection{{".b", 0x400, 0x200}, {".a", 0x400, 0x100}, {".c", 0x600, 0x10}}
+			p.trailing = 0x200
 		},
-		"overlapping sections past end": func(p *synthPE) {
-			// SUM_OF_BYTES_HASHED exceeds the file size: no trailing data.
-			p.sections = []synthSection{{".a", 0x400, 0x800}, {".b", 0x400, 0x800}}
-			p.trailing, p.certSize = 0, 0
+		"overlapping sections": func(p *synthPE) {
+			// Overlap is hashed twice, as edk2 does, while
+			// SUM_OF_BYTES_HASHED stays within the file.
+			p.sections = []synthSection{{".a", 0x400, 0x200}, {".b", 0x500, 0x200}}
+			p.trailing, p.certSize = 0x400, 0x10
 		},
 	}
 	for name, mut := range tests {
@@ -173,6 +175,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "section past end", mutate: func(p *synthPE) { p.trailing, p.certSize = 0, 0 }, raw: func(b []byte) []byte { return b[:len(b)-1] }, want: `section 3 ".data" raw data [0xa00,+0x200) runs past the end`},
 		{name: "cert past end", raw: func(b []byte) []byte { return b[:len(b)-8] }, want: "certificate table [0xc37,+0x48) runs past the end"},
 		{name: "cert larger than extra data", mutate: func(p *synthPE) { p.certOff = 0x400; p.trailing = 0x10; p.certSize = 0x20 }, want: "certificate table size 0x20 exceeds the 0x10 bytes after the 0xc00 hashed bytes"},
+		{name: "sections overlap past the end", mutate: func(p *synthPE) {
+			p.sections = []synthSection{{".a", 0x400, 0x800}, {".b", 0x400, 0x800}}
+			p.trailing, p.certSize = 0, 0
+		}, want: "SizeOfHeaders plus the sections' SizeOfRawData is 0x1400, more than the 0xc00-byte image"},
 		{name: "section table past end", mutate: func(p *synthPE) {
 			p.soh = 0x1a0
 			p.sections = nil

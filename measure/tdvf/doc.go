@@ -14,8 +14,9 @@
 // sections with the MR.EXTEND attribute. The order of those records
 // depends on the host's KVM/QEMU stack, not on the firmware (§1.3), so
 // MRTD takes a PageOrder: SinglePass (upstream KVM + QEMU >= 9) or
-// TwoPass (the Ubuntu 24.04 QEMU 8.2 TDX stack). The VM shape's QEMU profile selects it (ParsePageOrder accepts
-// the profile's "single-pass" / "two-pass").
+// TwoPass (the Ubuntu 24.04 QEMU 8.2 TDX stack). The VM shape's QEMU
+// profile selects it (ParsePageOrder accepts the profile's "single-pass"
+// and "two-pass"). WriteMeasurement emits the exact hashed byte stream.
 //
 // Nothing else of a VM (memory size, vCPUs, TD attributes) enters MRTD.
 package tdvf

@@ -33,6 +33,10 @@ const (
 	tableEntryTrailer = 2 + 16
 	// minSections is QEMU's minimum number of section entries.
 	minSections = 2
+	// MaxRAMSectionBytes bounds the total MemoryDataSize of the TD_HOB
+	// and TEMP_MEM sections (OVMF uses about 128 KiB). Larger values are
+	// refused rather than measured page by page without bound.
+	MaxRAMSectionBytes = 256 << 20
 )
 
 // SectionType is a TDVF section's Type field.
@@ -306,7 +310,7 @@ func (f *Firmware) sectionErr(s Section, format string, args ...any) error {
 func (f *Firmware) validate() error {
 	n := uint64(len(f.image))
 	var hobs, bfvs int
-	var fvTotal uint64
+	var fvTotal, ramTotal uint64
 	for _, s := range f.Sections {
 		switch s.Type {
 		case SectionBFV, SectionCFV, SectionTDHOB, SectionTempMem:
@@ -355,6 +359,10 @@ func (f *Firmware) validate() error {
 				bfvs++
 			}
 		case SectionTDHOB, SectionTempMem:
+			if s.MemoryDataSize > MaxRAMSectionBytes-ramTotal {
+				return f.sectionErr(s, "MemoryDataSize %#x brings TD_HOB and TEMP_MEM sections past %#x bytes; refusing such firmware", s.MemoryDataSize, MaxRAMSectionBytes)
+			}
+			ramTotal += s.MemoryDataSize
 			if s.RawDataSize != 0 {
 				return f.sectionErr(s, "RawDataSize %#x, want 0: %s is not loaded from the image", s.RawDataSize, s.Type)
 			}

@@ -190,6 +190,23 @@ func RTMR1(b Boot) (*Register, error) {
 	return newRegister(1, events), nil
 }
 
+// RTMR1Candidates returns RTMR1 under both kernel sources (b.KernelSource
+// is ignored): QEMU <= 10.1 serves the patched kernel, QEMU >= 10.2 the
+// file as given, so a verifier that does not know the host's QEMU can
+// accept either by policy.
+func RTMR1Candidates(b Boot) (map[KernelSource]*Register, error) {
+	out := make(map[KernelSource]*Register, len(KernelSources))
+	for _, src := range KernelSources {
+		b.KernelSource = src
+		r, err := RTMR1(b)
+		if err != nil {
+			return nil, fmt.Errorf("tdxmr: %s kernel: %w", src, err)
+		}
+		out[src] = r
+	}
+	return out, nil
+}
+
 // RTMR2 returns the expected RTMR2 events and value, as measured by the
 // Linux EFI stub (guest kernel >= 6.9; older kernels leave RTMR2 zero in
 // direct boot): the LoadOptions and, when an initrd is given, the initrd.

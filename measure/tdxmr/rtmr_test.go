@@ -243,6 +243,11 @@ func TestRTMR1(t *testing.T) {
 		t.Error("unpatched digest depends on memory or initrd")
 	}
 
+	// Both candidates at once.
+	c, err := RTMR1Candidates(b)
+	if err != nil || c[KernelPatched].Value != r.Value || c[KernelUnpatched].Value != un.Value {
+		t.Fatalf("RTMR1Candidates: %v", err)
+	}
 	// Old Canonical TDVF: no separator.
 	b.NoReadyToBootSeparator = true
 	ns, _ := RTMR1(b)
@@ -258,6 +263,9 @@ func TestRTMR1(t *testing.T) {
 	b.KernelSource = KernelUnpatched
 	if _, err := RTMR1(b); err == nil || !strings.Contains(err.Error(), "tdxmr: kernel: authenticode:") {
 		t.Fatalf("RTMR1 of a truncated kernel: %v", err)
+	}
+	if _, err := RTMR1Candidates(b); err == nil || !strings.Contains(err.Error(), "tdxmr: patched kernel: tdxmr: kernel: authenticode: offset 0x148: section 0") {
+		t.Fatalf("RTMR1Candidates of a truncated kernel: %v", err)
 	}
 	b.KernelSource = 0
 	if _, err := RTMR1(b); err == nil {
