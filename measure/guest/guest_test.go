@@ -1,0 +1,48 @@
+package guest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	good := `{"version":1,"measured":{"instance":"w-1","owner_address":"EQabc","model":"m"},"network":{"address":"10.0.2.15/24","gateway":"10.0.2.2"}}`
+	c, err := ParseConfig([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := c.MeasuredBytes()
+	if err != nil || string(mb) != `{"instance":"w-1","model":"m","owner_address":"EQabc"}` {
+		t.Fatalf("measured bytes %s, %v", mb, err)
+	}
+	for _, tc := range []struct{ name, in, err string }{
+		{"version", strings.Replace(good, `"version":1`, `"version":2`, 1), "version 2"},
+		{"unknown field", strings.Replace(good, `"version":1`, `"version":1,"extra":true`, 1), "unknown field"},
+		{"instance empty", strings.Replace(good, `"w-1"`, `""`, 1), "measured.instance"},
+		{"instance slash", strings.Replace(good, `"w-1"`, `"a/b"`, 1), "measured.instance"},
+		{"address", strings.Replace(good, `10.0.2.15/24`, `10.0.2.15`, 1), "network.address"},
+		{"ipv6", strings.Replace(good, `10.0.2.15/24`, `fd00::1/64`, 1), "network.address"},
+		{"gateway outside", strings.Replace(good, `"10.0.2.2"`, `"10.0.3.2"`, 1), "network.gateway"},
+		{"trailing", good + `{}`, "trailing data"},
+		{"long owner", strings.Replace(good, `EQabc`, strings.Repeat("x", 129), 1), "at most 128"},
+		{"oversize", good + strings.Repeat(" ", MaxConfigSize), "limit"},
+	} {
+		if _, err := ParseConfig([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"version":1,"measured":{"instance":"w"},"network":{"address":"10.0.2.15/24","gateway":"10.0.2.2"}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		if _, err := c.MeasuredBytes(); err != nil {
+			t.Fatalf("valid config has no canonical measured form: %v", err)
+		}
+	})
+}
