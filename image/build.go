@@ -159,6 +159,11 @@ func Build(ctx context.Context, opts Options) (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Mirror != "" {
+		if _, err := CheckMirrorURL(opts.Mirror); err != nil {
+			return nil, err
+		}
+	}
 	recipe := DefaultRecipe()
 	if opts.Recipe != nil {
 		recipe = *opts.Recipe
@@ -201,6 +206,9 @@ func Build(ctx context.Context, opts Options) (*Release, error) {
 	}
 	if genv.Version != lock.Go {
 		return nil, fmt.Errorf("the Go toolchain is %s but inputs.lock pins %s (the agent and init binaries depend on the compiler); use %s (e.g. GOTOOLCHAIN=%s) or update the lock", genv.Version, lock.Go, lock.Go, lock.Go)
+	}
+	if err := genv.checkReproducible(); err != nil {
+		return nil, err
 	}
 	if !sameFile(genv.GOMOD, filepath.Join(root, "go.mod")) {
 		return nil, fmt.Errorf("%s is not a module root (go env GOMOD there says %q)", root, genv.GOMOD)

@@ -31,6 +31,8 @@ type goEnv struct {
 	Version string // go1.26.8
 	GOROOT  string
 	GOMOD   string
+
+	GOAMD64, GOEXPERIMENT, GOFLAGS string
 }
 
 // goEnvIn runs `go env -json` in dir with the go command on PATH.
@@ -39,7 +41,7 @@ func goEnvIn(ctx context.Context, dir string) (*goEnv, error) {
 	if err != nil {
 		return nil, errors.New("the go command is not on PATH (needed to compile the agent and u-root init)")
 	}
-	cmd := exec.CommandContext(ctx, goBin, "env", "-json", "GOVERSION", "GOROOT", "GOMOD")
+	cmd := exec.CommandContext(ctx, goBin, "env", "-json", "GOVERSION", "GOROOT", "GOMOD", "GOAMD64", "GOEXPERIMENT", "GOFLAGS")
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -47,11 +49,33 @@ func goEnvIn(ctx context.Context, dir string) (*goEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("go env in %s: %v: %s", dir, err, strings.TrimSpace(stderr.String()))
 	}
-	var v struct{ GOVERSION, GOROOT, GOMOD string }
+	var v struct{ GOVERSION, GOROOT, GOMOD, GOAMD64, GOEXPERIMENT, GOFLAGS string }
 	if err := json.Unmarshal(out, &v); err != nil {
 		return nil, fmt.Errorf("go env: %w", err)
 	}
-	return &goEnv{Version: v.GOVERSION, GOROOT: v.GOROOT, GOMOD: v.GOMOD}, nil
+	return &goEnv{Version: v.GOVERSION, GOROOT: v.GOROOT, GOMOD: v.GOMOD, GOAMD64: v.GOAMD64, GOEXPERIMENT: v.GOEXPERIMENT, GOFLAGS: v.GOFLAGS}, nil
+}
+
+// checkReproducible refuses Go settings from the environment that would
+// change the compiled init and agent (the build sets GOOS, GOARCH and
+// CGO_ENABLED itself).
+func (e *goEnv) checkReproducible() error {
+	if e.GOAMD64 != "" && e.GOAMD64 != "v1" {
+		return fmt.Errorf("GOAMD64=%s would change the compiled binaries; unset it (releases use v1)", e.GOAMD64)
+	}
+	if e.GOEXPERIMENT != "" {
+		return fmt.Errorf("GOEXPERIMENT=%s would change the compiled binaries; unset it", e.GOEXPERIMENT)
+	}
+	for _, f := range strings.Fields(e.GOFLAGS) {
+		name, val, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		switch {
+		case name == "buildvcs" || name == "modcacherw" || name == "trimpath" || name == "p" || name == "x" || name == "v":
+		case name == "mod" && val == "readonly":
+		default:
+			return fmt.Errorf("GOFLAGS contains %s, which could change the compiled binaries or go.mod; unset it (allowed: -buildvcs, -modcacherw, -mod=readonly, -trimpath, -p, -x, -v)", f)
+		}
+	}
+	return nil
 }
 
 // findModuleRoot returns the root of the chrysalis module containing dir
