@@ -23,8 +23,7 @@
 # source mtimes, which is what would leak a timestamp.
 #
 # Both sides build from snapshots (`git ls-files --cached --others
-# --exclude-standard` plus .git, minus the bin/ and release/ build outputs
-# and the untracked .ci/ scratch directory),
+# --exclude-standard` plus .git, minus the bin/ and release/ build outputs),
 # taken once, so edits made to the checkout while this runs cannot make A
 # and B differ. .git is copied so both record the same source_commit and
 # source_dirty in release.json.
@@ -66,7 +65,7 @@ trap cleanup EXIT
 snap=$work/snapshot
 mkdir -p "$snap"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-  grep -zv -e '^bin/' -e '^release/' -e '^\.ci/' |
+  grep -zv -e '^bin/' -e '^release/' |
   (cd "$repo" && xargs -0 cp --parents -a -t "$snap") || die "cannot snapshot $repo"
 cp -a "$repo/.git" "$snap/.git"
 [ -f "$snap/go.mod" ] || die "snapshot of $repo has no go.mod"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/host/launch"
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/image"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
 )
@@ -89,6 +90,11 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *release == "" {
 		return errors.New("--release is required: the directory holding OVMF.fd, vmlinuz, initrd and cmdline")
+	}
+	// Refuse a release whose files do not match its SHA256SUMS: what boots
+	// must be what was built and measured.
+	if _, err := image.LoadRelease(*release); err != nil {
+		return err
 	}
 	mode := qemu.ModeDev
 	if *tdx {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,11 +13,12 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
+	"github.com/chrysalis-cc/chrysalis/image"
 )
 
 func TestLaunchPrintOnly(t *testing.T) {
 	rel := t.TempDir()
-	qemutest.WriteFakeRelease(t, rel)
+	writeSealedFakeRelease(t, rel)
 	state := filepath.Join(t.TempDir(), "st")
 	var out, errb bytes.Buffer
 	err := runLaunch(context.Background(), []string{
@@ -54,7 +58,7 @@ func TestLaunchPrintOnly(t *testing.T) {
 
 func TestLaunchFlagErrors(t *testing.T) {
 	rel := t.TempDir()
-	qemutest.WriteFakeRelease(t, rel)
+	writeSealedFakeRelease(t, rel)
 	tests := []struct {
 		args []string
 		want string
@@ -111,5 +115,59 @@ func TestLaunchShapeFile(t *testing.T) {
 	}
 	if s, err := launchShape("", "", qemu.ModeDev); err != nil || s.Name != "dev-small" {
 		t.Errorf("default: %+v, %v", s, err)
+	}
+}
+
+// writeSealedFakeRelease writes qemutest's fake release plus the
+// release.json and SHA256SUMS that image.LoadRelease requires, so the CLI's
+// integrity check passes and the tests reach the code they are about.
+func writeSealedFakeRelease(t *testing.T, dir string) {
+	t.Helper()
+	qemutest.WriteFakeRelease(t, dir)
+	cmdline, err := os.ReadFile(filepath.Join(dir, image.FileCmdline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline)}
+	for _, n := range []string{image.FileFirmware, image.FileCmdline, image.FileInitrd, image.FileKernel} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel.Files = append(rel.Files, image.ReleaseFile{Name: n, Size: int64(len(b)), SHA256: fmt.Sprintf("%x", sha256.Sum256(b))})
+	}
+	js, err := json.Marshal(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, image.FileReleaseJSON), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var sums strings.Builder
+	for _, n := range image.ReleaseFiles {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(b), n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, image.FileSHA256SUMS), []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.LoadRelease(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLaunchRefusesTamperedRelease(t *testing.T) {
+	rel := t.TempDir()
+	writeSealedFakeRelease(t, rel)
+	if err := os.WriteFile(filepath.Join(rel, image.FileInitrd), []byte("evil"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := runLaunch(context.Background(), []string{"--tdx", "--print-only", "--release", rel, "--shape", "dev-small"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "initrd does not match SHA256SUMS") {
+		t.Fatalf("err = %v", err)
 	}
 }
