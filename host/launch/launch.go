@@ -172,6 +172,22 @@ func Preflight(o *Options) error {
 	if o.StateDir == "" {
 		return errors.New("no state directory given")
 	}
+	// QEMU runs with the state directory as its working directory, so
+	// every path it is given must be absolute.
+	for _, p := range []*string{&o.Release.OVMF, &o.Release.Kernel, &o.Release.Initrd, &o.StateDir} {
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = a
+	}
+	for k, p := range o.Disks {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		o.Disks[k] = a
+	}
 	if o.Port < 1 || o.Port > 65535 {
 		return fmt.Errorf("port %d is out of range 1..65535", o.Port)
 	}

@@ -433,3 +433,24 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("printable = %q", got)
 	}
 }
+
+func TestPreflightMakesPathsAbsolute(t *testing.T) {
+	if _, err := exec.LookPath(qemu.Binary); err != nil {
+		t.Skip(qemu.Binary + " not installed")
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("rel", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	qemutest.WriteFakeRelease(t, "rel")
+	o := Options{ReleaseDir: "rel", StateDir: "state", Port: freePort(t)}
+	if err := Preflight(&o); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{o.Release.OVMF, o.Release.Kernel, o.Release.Initrd, o.StateDir} {
+		if !filepath.IsAbs(p) || !strings.HasPrefix(p, dir) {
+			t.Errorf("path %q is not absolute under %s", p, dir)
+		}
+	}
+}
