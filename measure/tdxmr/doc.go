@@ -18,13 +18,23 @@
 //     command line as OVMF builds LoadOptions: each byte widened to
 //     UTF-16LE, " initrd=initrd" appended or "initrd=initrd " prepended
 //     depending on the edk2 version, NUL-terminated) and its "Linux
-//     initrd" event (SHA-384 of the initrd file).
+//     initrd" event (SHA-384 of the initrd file);
+//   - RTMR0: the events of the OVMF profile's event layout (Layouts: the
+//     layout is data, one table per OVMF event layout): the TD HOB QEMU
+//     builds from the memory size and the TDVF sections (BuildTDHOB), the
+//     CFV, the fw_cfg items edk2 >= stable202505 caches (BootMenu,
+//     bootorder, ...), the Secure Boot policy variables read from the
+//     CFV's variable store (absent ones encoded empty), the separator, the
+//     ACPI blobs QEMU serves for the VM's device list (measure/acpi
+//     captures them from QEMU itself), the SMBIOS event of newer edk2 (a
+//     digest given by the caller), BootOrder and Boot####;
+//   - ComputeAll: MRTD (measure/tdvf) and RTMR0-2 of a release directory
+//     for a VM shape.
 //
 // Every expected event is labelled (name, register, TCG event type,
 // digest, the input that explains it) so that a diagnosis can compare a
 // real event log with the expectation one event at a time.
 //
 // This package is unrelated to agent/rtmr, which extends RTMR3 at run time
-// inside the guest. MRTD is computed by measure/tdvf; RTMR0 (TD HOB, CFV,
-// Secure Boot variables, ACPI tables, boot variables) is not computed here.
+// inside the guest.
 package tdxmr

@@ -50,12 +50,18 @@ func Extend(reg, d Digest) Digest {
 	return sha512.Sum384(buf[:])
 }
 
-// TCG PC Client event types used by the RTMR1/2 events.
+// TCG PC Client event types used by the RTMR0-2 events.
 const (
 	EvSeparator                  uint32 = 0x00000004
 	EvEventTag                   uint32 = 0x00000006
+	EvPlatformConfigFlags        uint32 = 0x0000000A
+	EvEFIVariableDriverConfig    uint32 = 0x80000001
+	EvEFIVariableBoot            uint32 = 0x80000002
 	EvEFIBootServicesApplication uint32 = 0x80000003
 	EvEFIAction                  uint32 = 0x80000007
+	EvEFIPlatformFirmwareBlob2   uint32 = 0x8000000A
+	EvEFIHandoffTables2          uint32 = 0x8000000B
+	EvEFIVariableBoot2           uint32 = 0x8000000C
 )
 
 // EventTypeName returns the TCG name of an event type.
@@ -69,6 +75,18 @@ func EventTypeName(t uint32) string {
 		return "EV_EFI_BOOT_SERVICES_APPLICATION"
 	case EvEFIAction:
 		return "EV_EFI_ACTION"
+	case EvPlatformConfigFlags:
+		return "EV_PLATFORM_CONFIG_FLAGS"
+	case EvEFIVariableDriverConfig:
+		return "EV_EFI_VARIABLE_DRIVER_CONFIG"
+	case EvEFIVariableBoot:
+		return "EV_EFI_VARIABLE_BOOT"
+	case EvEFIPlatformFirmwareBlob2:
+		return "EV_EFI_PLATFORM_FIRMWARE_BLOB2"
+	case EvEFIHandoffTables2:
+		return "EV_EFI_HANDOFF_TABLES2"
+	case EvEFIVariableBoot2:
+		return "EV_EFI_VARIABLE_BOOT2"
 	}
 	return fmt.Sprintf("event-type-%#x", t)
 }
@@ -81,8 +99,22 @@ const (
 	InputCmdline = "cmdline"
 	// InputInitrd: the initrd file.
 	InputInitrd = "initrd"
-	// InputFirmware: a constant of the firmware's event layout.
+	// InputFirmware: a constant of the firmware's event layout, or the
+	// firmware file itself (its CFV).
 	InputFirmware = "firmware"
+	// InputMemory: the guest memory size (with the firmware's TDVF
+	// sections: the TD HOB).
+	InputMemory = "memory"
+	// InputVariables: the firmware's variable store (Secure Boot
+	// variables).
+	InputVariables = "variables"
+	// InputQEMU: the fw_cfg files QEMU builds for the VM shape's device
+	// list (ACPI tables, boot order, boot menu): QEMU version, vCPUs,
+	// memory, devices and their order.
+	InputQEMU = "qemu"
+	// InputSMBIOS: the SMBIOS tables (edk2 >= stable202505), given by
+	// the caller.
+	InputSMBIOS = "smbios"
 )
 
 // Event is one expected measurement event.
