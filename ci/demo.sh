@@ -30,6 +30,9 @@ sed -n '1,/^endpoint: /p' "$log"
 echo
 "$chrysalis" verify "$endpoint" --policy insecure-dev
 echo
+echo "demo: the TDX measurements this release will have on a TD of the same shape (no quote in dev mode to compare them with):"
+"$chrysalis" measure --release "$release" --shape dev-small --events=false
+echo
 echo "demo: stopping the VM"
 kill -INT "$pid"
 wait "$pid"

@@ -71,6 +71,21 @@ func TestBootVerifyShutdown(t *testing.T) {
 	run(15*time.Minute, bin, "build", "--out", release)
 	t.Logf("release built in %s", time.Since(start).Round(time.Millisecond))
 
+	// The release's expected TDX measurements: MRTD of the pinned OVMF
+	// (single-pass, cross-checked against gce-tcb-verifier in measure/tdvf)
+	// and RTMR0-2 with their events.
+	var ms []struct {
+		MRTD                string
+		RTMR0, RTMR1, RTMR2 struct{ Value string }
+	}
+	if err := json.Unmarshal(run(time.Minute, bin, "measure", "--release", release, "--shape", "dev-small", "--json"), &ms); err != nil {
+		t.Fatal(err)
+	}
+	const pinnedMRTD = "bdc6fb145880f06f30c8b346b8dce2a99d9351b56892df22f80fcf6574caa9f9c31df8e8576d53b4d0cd1c3f28910e11"
+	if len(ms) != 1 || ms[0].MRTD != pinnedMRTD || len(ms[0].RTMR0.Value) != 96 || len(ms[0].RTMR1.Value) != 96 || len(ms[0].RTMR2.Value) != 96 {
+		t.Fatalf("measurements %+v", ms)
+	}
+
 	// The measured config the host attaches.
 	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-worker", OwnerAddress: "EQ-e2e-owner", Model: "none"}, Network: guest.DevNetwork}
 	cfgPath := filepath.Join(dir, "config.json")
