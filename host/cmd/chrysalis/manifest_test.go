@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/image"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
@@ -185,9 +186,32 @@ func TestManifestBuildRealRelease(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "manifest.json")
 	r0 := strings.Repeat("11", 48)
+	// Without --rtmr0 the shape's RTMR0 is computed from the local QEMU's
+	// tables, exactly as `chrysalis measure` computes it, with a warning
+	// naming the QEMU version.
 	code, _, errs := cli("manifest", "build", "--release", relDir, "--shape", "dev-small,cpu-4c-8g", "--out", out, "--rtmr0", "dev-small="+r0)
-	if code != 1 || !strings.Contains(errs, "pass --rtmr0 cpu-4c-8g=") {
-		t.Errorf("missing RTMR0: %d %s", code, errs)
+	if code != 0 || !strings.Contains(errs, "match a TD only when captured with that QEMU version") {
+		t.Fatalf("computed RTMR0: %d %s", code, errs)
+	}
+	b0, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, err := manifest.Parse(b0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qrel, err := qemu.ReleaseFromDir(relDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, _ := shape.Lookup("cpu-4c-8g")
+	want, err := measureShape(context.Background(), relDir, qrel, cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m0.Shapes[1].RTMR0 != want.RTMR0.Value {
+		t.Errorf("manifest RTMR0 %s, chrysalis measure %s", m0.Shapes[1].RTMR0, want.RTMR0.Value)
 	}
 	code, stdout, errs := cli("manifest", "build", "--release", relDir, "--shape", "dev-small,cpu-4c-8g", "--out", out,
 		"--rtmr0", "dev-small="+r0, "--rtmr0", "cpu-4c-8g="+strings.Repeat("22", 48))
