@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/image"
+	"github.com/chrysalis-cc/chrysalis/measure/diagnose"
+	"github.com/chrysalis-cc/chrysalis/measure/eventlog"
+	"github.com/chrysalis-cc/chrysalis/measure/shape"
+	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
+)
+
+func init() {
+	register("diagnose", "explain a TD's measurements event by event against a release and shape", runDiagnose)
+}
+
+func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	release := fs.String("release", "release", "release `directory`")
+	shapeName := fs.String("shape", "", "VM `shape` the TD was launched with (required)")
+	logFile := fs.String("eventlog", "", "the TD's CCEL event log `file` (/sys/firmware/acpi/tables/data/CCEL; required)")
+	tableFile := fs.String("ccel-table", "", "optional CCEL ACPI table `file` (/sys/firmware/acpi/tables/CCEL) to check the log against")
+	var reported launchList
+	fs.Var(&reported, "rtmr", "`N=HEX`: RTMR N as reported by the TD (e.g. from its quote); repeatable")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *shapeName == "" || *logFile == "" || fs.NArg() != 0 {
+		return errors.New("usage: chrysalis diagnose --release DIR --shape NAME --eventlog CCEL [--ccel-table TABLE] [--rtmr N=HEX...]")
+	}
+	rep := map[int]tdxmr.Digest{}
+	for _, kv := range reported {
+		n, h, ok := strings.Cut(kv, "=")
+		i, err := strconv.Atoi(n)
+		if !ok || err != nil || i < 0 || i > 2 {
+			return fmt.Errorf("--rtmr %q: want N=HEX with N in 0..2", kv)
+		}
+		d, err := tdxmr.ParseDigest(h)
+		if err != nil {
+			return fmt.Errorf("--rtmr %s: %w", n, err)
+		}
+		rep[i] = d
+	}
+	raw, err := os.ReadFile(*logFile)
+	if err != nil {
+		return fmt.Errorf("--eventlog: %w", err)
+	}
+	var log *eventlog.Log
+	if *tableFile != "" {
+		tb, err := os.ReadFile(*tableFile)
+		if err != nil {
+			return fmt.Errorf("--ccel-table: %w", err)
+		}
+		if _, log, err = eventlog.ParseCCEL(tb, raw); err != nil {
+			return fmt.Errorf("%s: %w", *logFile, err)
+		}
+	} else if log, err = eventlog.Parse(raw); err != nil {
+		return fmt.Errorf("%s: %w", *logFile, err)
+	}
+	if _, err := image.LoadRelease(*release); err != nil {
+		return err
+	}
+	s, err := shape.Lookup(*shapeName)
+	if err != nil {
+		return err
+	}
+	qrel, err := qemu.ReleaseFromDir(*release)
+	if err != nil {
+		return err
+	}
+	m, err := measureShape(ctx, *release, qrel, s)
+	if err != nil {
+		return err
+	}
+	r, err := diagnose.Diagnose([]*tdxmr.Register{m.RTMR0, m.RTMR1, m.RTMR2}, log, rep)
+	if err != nil {
+		return err
+	}
+	r.Write(stdout)
+	for _, w := range m.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if !r.OK {
+		return errors.New("the TD's measurements differ from the release and shape (see above)")
+	}
+	return nil
+}
