@@ -4,8 +4,10 @@
 // judges every event by policy. Proxies import it; `chrysalis verify`
 // wraps it.
 //
-// This version verifies insecure-dev evidence only, and only under the
-// policy named "insecure-dev". TDX quote verification (signature, PCK
-// chain, collateral, TCB, manifests) is not implemented yet: TDX evidence
-// is rejected with an error that says so, never accepted.
+// insecure-dev evidence (no TEE) is accepted only under the policy named
+// "insecure-dev". TDX evidence is accepted only when the policy carries
+// quote settings (measure/quote: signature, PCK chain, collateral, TCB
+// status, TD attributes) and an image allowlist built from signed
+// manifests (measure/manifest), and the quote's RTMR3 equals the replayed
+// event log. The CLI does not yet expose a TDX policy (issue 4).
 package verify

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/quote"
 )
 
 // Policy says which evidence is acceptable.
@@ -26,6 +29,29 @@ type Policy struct {
 	AllowDebugConfig bool
 	// Instance, when set, is the instance name the config must carry.
 	Instance string
+	// Quote is how TDX quotes are verified (roots, collateral, TCB status,
+	// TD attribute and config-ID expectations). Nil rejects TDX evidence.
+	Quote *quote.Policy
+	// Images is the allowlist of image hashes (ARCHITECTURE decision 3),
+	// each with a label naming the release and shape it came from. Build
+	// it from signed manifests with AllowManifest.
+	Images map[manifest.Hash]string
+}
+
+// AllowManifest adds every shape of a verified, signed manifest to the
+// image allowlist. Pass what manifest.Verify returned: an unsigned
+// manifest cannot be added.
+func (p *Policy) AllowManifest(s *manifest.Signed) error {
+	if s == nil || s.Manifest == nil || len(s.KeyIDs) == 0 {
+		return errors.New("allowlist: only a manifest verified against pinned keys can be added")
+	}
+	if p.Images == nil {
+		p.Images = map[manifest.Hash]string{}
+	}
+	for _, sh := range s.Manifest.Shapes {
+		p.Images[sh.ImageHash] = fmt.Sprintf("release %s, shape %s, signed by %s", s.Manifest.Release.SourceCommit, sh.Name, strings.Join(s.KeyIDs, ","))
+	}
+	return nil
 }
 
 // PolicyInsecureDev is the only policy that accepts insecure-dev evidence.
@@ -106,7 +132,12 @@ func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 			return nil, fmt.Errorf("evidence is insecure-dev (no TEE, nothing is hardware-backed); policy %q does not accept it — only the policy named %q does", pol.Name, PolicyInsecureDev)
 		}
 	case evidence.TypeTDX:
-		return nil, errors.New("evidence is a TDX quote, and quote verification is not implemented in this version: refusing rather than trusting it unverified")
+		if pol.Quote == nil {
+			return nil, fmt.Errorf("evidence is a TDX quote but policy %q has no quote verification settings: refusing rather than trusting it unverified", pol.Name)
+		}
+		if len(pol.Images) == 0 {
+			return nil, fmt.Errorf("policy %q has an empty image allowlist: add signed manifests", pol.Name)
+		}
 	default:
 		return nil, fmt.Errorf("evidence type %q is unknown", b.Type)
 	}
@@ -130,6 +161,26 @@ func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 	if mr != b.RTMR3 {
 		return nil, fmt.Errorf("RTMR3 %s (%s) does not equal the replayed event log %s", b.RTMR3, b.RTMR3Source, mr)
 	}
+	measurements := map[string]string{}
+	if b.Type == evidence.TypeTDX {
+		q, err := quote.Verify(b.Quote, rd, *pol.Quote)
+		if err != nil {
+			return nil, fmt.Errorf("tdx quote: %w", err)
+		}
+		if q.RTMR[3] != mr {
+			return nil, fmt.Errorf("quote RTMR3 %x does not equal the replayed event log %s", q.RTMR[3], mr)
+		}
+		img, label, err := checkImage(q, pol)
+		if err != nil {
+			return nil, err
+		}
+		measurements["MRTD"] = hex.EncodeToString(q.MRTD[:])
+		for i := 0; i < 3; i++ {
+			measurements[fmt.Sprintf("RTMR%d", i)] = hex.EncodeToString(q.RTMR[i][:])
+		}
+		measurements["image hash"] = img.String() + " (" + label + ")"
+		measurements["TCB status"] = q.TCBStatus
+	}
 	cfg, err := judgeEvents(b.EventLog.Events, pol)
 	if err != nil {
 		return nil, err
@@ -146,10 +197,25 @@ func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 		RTMR3:        mr,
 		RTMR3Source:  b.RTMR3Source,
 		ReportData:   b.ReportData,
-		Measurements: map[string]string{},
+		Measurements: measurements,
 		Bundle:       b,
 		PeerSPKI:     spki,
 	}, nil
+}
+
+// checkImage computes the image hash of a verified quote and looks it up
+// in the policy's allowlist.
+func checkImage(q *quote.Quote, pol Policy) (manifest.Hash, string, error) {
+	f, err := manifest.QuoteFieldsFromBody(q.Body())
+	if err != nil {
+		return manifest.Hash{}, "", fmt.Errorf("tdx quote: %w", err)
+	}
+	img := manifest.Hash(manifest.ImageHash(f))
+	label, ok := pol.Images[img]
+	if !ok {
+		return img, "", fmt.Errorf("image hash %s (MRTD %x) is not in policy %q's allowlist of %d signed images", img, q.MRTD, pol.Name, len(pol.Images))
+	}
+	return img, label, nil
 }
 
 // judgeEvents applies the event policy: the first event is the config

@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/quote"
 )
 
 var now = time.Unix(1800000000, 0)
@@ -57,7 +61,24 @@ func rebind(b *evidence.Bundle, spki []byte) {
 	b.ReportData = rd[:]
 }
 
+// sampleQuote is go-tdx-guest's production v4 quote (measure/quote/testdata).
+func sampleQuote(t testing.TB) []byte {
+	b, err := os.ReadFile("../quote/testdata/tdx_prod_quote_SPR_E4.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestCertificate(t *testing.T) {
+	sq := sampleQuote(t)
+	toTDX := func(b *evidence.Bundle, _ []byte) {
+		b.Type, b.Quote, b.RTMR3Source = evidence.TypeTDX, sq, evidence.RTMR3FromQuote
+	}
+	// A real, validly signed quote: it fails only because its REPORTDATA
+	// does not bind our key and claims.
+	tdxPol := Policy{Name: "tdx", Quote: &quote.Policy{Now: time.Date(2023, 7, 1, 0, 0, 0, 0, time.UTC), AllowUnknownTCB: true},
+		Images: map[manifest.Hash]string{{1}: "some image"}}
 	dev, _ := PolicyByName(PolicyInsecureDev)
 	strict := Policy{Name: "strict"}
 	for _, tc := range []struct {
@@ -69,9 +90,9 @@ func TestCertificate(t *testing.T) {
 	}{
 		{name: "valid", pol: dev},
 		{name: "insecure-dev needs opt-in", pol: strict, err: "does not accept it"},
-		{name: "tdx not yet verifiable", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
-			b.Type, b.Quote, b.RTMR3Source = evidence.TypeTDX, []byte{4, 0}, evidence.RTMR3FromQuote
-		}, err: "not implemented"},
+		{name: "tdx without quote policy", pol: dev, mut: toTDX, err: "no quote verification settings"},
+		{name: "tdx with empty allowlist", pol: Policy{Name: "tdx", Quote: &quote.Policy{}}, mut: toTDX, err: "empty image allowlist"},
+		{name: "tdx quote over other report data", pol: tdxPol, mut: toTDX, err: "REPORTDATA"},
 		{name: "claims bind another key", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			b.Claims.TLSKeySHA256 = strings.Repeat("0", 64)
 		}, err: "peer presented"},
@@ -130,6 +151,37 @@ func TestCertificate(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+func TestCheckImage(t *testing.T) {
+	q, err := quote.Parse(sampleQuote(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := Policy{Name: "p", Images: map[manifest.Hash]string{{1}: "other"}}
+	img, _, err := checkImage(q, pol)
+	if err == nil || !strings.Contains(err.Error(), "not in policy") {
+		t.Fatalf("unlisted image accepted: %v", err)
+	}
+	// The image hash is SHA-256 over the quote's identity fields.
+	if want := manifest.Hash(sha256.Sum256(quote.ImageFields(q))); img != want {
+		t.Fatalf("image hash %s, want %s", img, want)
+	}
+	pol.Images[img] = "release x, shape y"
+	if _, label, err := checkImage(q, pol); err != nil || label != "release x, shape y" {
+		t.Fatalf("listed image: %q, %v", label, err)
+	}
+}
+
+func TestAllowManifestNeedsSignature(t *testing.T) {
+	var p Policy
+	if err := p.AllowManifest(&manifest.Signed{Manifest: &manifest.Manifest{}}); err == nil {
+		t.Fatal("manifest without verified signatures added to the allowlist")
+	}
+	m := &manifest.Manifest{Shapes: []manifest.Shape{{Name: "s", ImageHash: manifest.Hash{7}}}}
+	if err := p.AllowManifest(&manifest.Signed{Manifest: m, KeyIDs: []string{"k"}}); err != nil || len(p.Images) != 1 {
+		t.Fatalf("%v, %d images", err, len(p.Images))
 	}
 }
 
