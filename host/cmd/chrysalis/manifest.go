@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/image"
+	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
@@ -143,21 +143,9 @@ func manifestBuild(args []string, stdout, stderr io.Writer) error {
 	if *out == "" || *shapeList == "" {
 		return errors.New("build: --shape and --out are required")
 	}
-	cat := shape.Builtin()
-	if *shapeFile != "" {
-		c, err := shape.Load(*shapeFile)
-		if err != nil {
-			return err
-		}
-		cat = c
-	}
-	var shapes []*shape.VMShape
-	for _, n := range strings.Split(*shapeList, ",") {
-		s, err := cat.Lookup(strings.TrimSpace(n))
-		if err != nil {
-			return fmt.Errorf("--shape: %w", err)
-		}
-		shapes = append(shapes, s)
+	shapes, err := lookupShapes(*shapeFile, *shapeList)
+	if err != nil {
+		return err
 	}
 	given := map[string]tdxmr.Digest{}
 	for _, kv := range rtmr0 {
@@ -219,7 +207,7 @@ func manifestBuild(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := mfWriteFileAtomic(*out, enc, 0o644); err != nil {
+	if err := atomicfile.WriteFile(*out, enc, 0o644); err != nil {
 		return err
 	}
 	if err := m.WriteSummary(stdout); err != nil {
@@ -326,7 +314,7 @@ func manifestSign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := mfWriteFileAtomic(*out, env, 0o644); err != nil {
+	if err := atomicfile.WriteFile(*out, env, 0o644); err != nil {
 		return err
 	}
 	d, _ := m.Digest()
@@ -383,32 +371,4 @@ func manifestVerify(args []string, stdout, stderr io.Writer) error {
 func mfSHA256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// mfWriteFileAtomic writes data to a temporary file beside path, syncs it
-// and renames it over path.
-func mfWriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

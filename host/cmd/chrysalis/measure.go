@@ -41,24 +41,16 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := image.LoadRelease(*release); err != nil {
 		return err
 	}
-	cat := shape.Builtin()
-	if *shapeFile != "" {
-		c, err := shape.Load(*shapeFile)
-		if err != nil {
-			return err
-		}
-		cat = c
+	shapeList, err := lookupShapes(*shapeFile, *shapes)
+	if err != nil {
+		return err
 	}
 	rel, err := qemu.ReleaseFromDir(*release)
 	if err != nil {
 		return err
 	}
 	var all []*tdxmr.Measurements
-	for _, name := range strings.Split(*shapes, ",") {
-		s, err := cat.Lookup(strings.TrimSpace(name))
-		if err != nil {
-			return err
-		}
+	for _, s := range shapeList {
 		m, err := measureShape(ctx, *release, rel, s)
 		if err != nil {
 			return fmt.Errorf("shape %s: %w", s.Name, err)
@@ -74,6 +66,28 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		printMeasurements(stdout, m, *events)
 	}
 	return nil
+}
+
+// lookupShapes resolves comma-separated shape names in the built-in
+// catalog, or in the shape file when one is given.
+func lookupShapes(shapeFile, names string) ([]*shape.VMShape, error) {
+	cat := shape.Builtin()
+	if shapeFile != "" {
+		c, err := shape.Load(shapeFile)
+		if err != nil {
+			return nil, err
+		}
+		cat = c
+	}
+	var out []*shape.VMShape
+	for _, n := range strings.Split(names, ",") {
+		s, err := cat.Lookup(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("--shape: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // measureShape captures the ACPI tables stock QEMU builds for the shape's

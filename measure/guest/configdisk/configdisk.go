@@ -9,13 +9,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 
+	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 )
 
@@ -68,32 +68,13 @@ func Write(path string, cfg *guest.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	err = atomicfile.Create(path, 0o644, false, func(f *os.File) error {
+		if err := f.Truncate(ImageSize); err != nil {
+			return err
 		}
-	}()
-	if err := tmp.Truncate(ImageSize); err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	if err := format(file.New(tmp, false), doc); err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("config disk %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+		return format(file.New(f, false), doc)
+	})
+	if err != nil {
 		return fmt.Errorf("config disk %s: %w", path, err)
 	}
 	return nil

@@ -12,7 +12,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
 )
 
 // PEM block types of the key files.
@@ -248,40 +249,14 @@ func WriteKeyPair(path string, k *PrivateKey) error {
 	return nil
 }
 
-// writeNew writes data to a temporary file next to path, syncs it and
-// hard-links it to path, which fails if path exists; the directory is
-// synced afterwards.
-func writeNew(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("dsse: %w", err)
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("dsse: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("dsse: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("dsse: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("dsse: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+// writeNew writes data to a new file at path; an existing file is never
+// overwritten.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	if err := atomicfile.WriteNew(path, data, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("dsse: %s exists; not overwriting a key", path)
 		}
 		return fmt.Errorf("dsse: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
