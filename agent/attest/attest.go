@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
 	"github.com/google/go-configfs-tsm/report"
+	"github.com/google/go-tdx-guest/client"
 )
 
 // Issuer produces evidence over REPORTDATA.
@@ -61,11 +62,45 @@ func (t TDX) Quote(rd [64]byte) ([]byte, error) {
 	return resp.OutBlob, nil
 }
 
+// TDXDevice quotes through /dev/tdx_guest with go-tdx-guest's client: the
+// fallback for guest kernels that have the TDX guest device but not the
+// configfs-tsm report interface.
+type TDXDevice struct {
+	// Open returns the device; client.OpenDevice when nil. A test may
+	// return go-tdx-guest's testing.Device (a fake TDX module).
+	Open func() (client.Device, error)
+}
+
+// Type implements Issuer.
+func (TDXDevice) Type() evidence.Type { return evidence.TypeTDX }
+
+// Quote implements Issuer.
+func (d TDXDevice) Quote(rd [64]byte) ([]byte, error) {
+	open := d.Open
+	if open == nil {
+		open = func() (client.Device, error) { return client.OpenDevice() }
+	}
+	dev, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("tdx quote via %s: %w", TDXGuestDevice, err)
+	}
+	defer dev.Close()
+	q, err := client.GetRawQuote(dev, rd)
+	if err != nil {
+		return nil, fmt.Errorf("tdx quote via %s: %w", TDXGuestDevice, err)
+	}
+	if len(q) == 0 {
+		return nil, errors.New("tdx quote: the device returned an empty quote")
+	}
+	return q, nil
+}
+
 // Paths probed by Detect.
 const (
-	TSMReportDir  = "/sys/kernel/config/tsm/report"
-	TDXGuestClass = "/sys/class/misc/tdx_guest"
-	CPUInfo       = "/proc/cpuinfo"
+	TSMReportDir   = "/sys/kernel/config/tsm/report"
+	TDXGuestClass  = "/sys/class/misc/tdx_guest"
+	TDXGuestDevice = "/dev/tdx_guest"
+	CPUInfo        = "/proc/cpuinfo"
 )
 
 // Detect returns the TDX issuer in a TD with the configfs-tsm report
@@ -80,10 +115,14 @@ func Detect() (Issuer, string, error) {
 	if !td {
 		return InsecureDev{}, "not a TD (no tdx_guest CPU flag): insecure-dev", nil
 	}
-	for _, p := range []string{TDXGuestClass, TSMReportDir} {
-		if _, err := os.Stat(p); err != nil {
-			return nil, "", fmt.Errorf("this is a TD but %s is missing (tdx-guest / tsm_report module not loaded?)", p)
+	if _, err := os.Stat(TDXGuestClass); err != nil {
+		return nil, "", fmt.Errorf("this is a TD but %s is missing (tdx-guest module not loaded?)", TDXGuestClass)
+	}
+	if _, err := os.Stat(TSMReportDir); err != nil {
+		if _, derr := os.Stat(TDXGuestDevice); derr == nil {
+			return TDXDevice{}, fmt.Sprintf("TDX guest without %s: quotes through %s", TSMReportDir, TDXGuestDevice), nil
 		}
+		return nil, "", fmt.Errorf("this is a TD but neither %s nor %s exists (tsm_report module not loaded?)", TSMReportDir, TDXGuestDevice)
 	}
 	c, err := linuxtsm.MakeClient()
 	if err != nil {

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-configfs-tsm/configfs/faketsm"
+	"github.com/google/go-tdx-guest/client"
+	tdxtest "github.com/google/go-tdx-guest/testing"
 )
 
 // The TDX issuer is exercised against go-configfs-tsm's faketsm, a fake
@@ -50,5 +53,30 @@ func TestIsTD(t *testing.T) {
 	}
 	if _, err := isTD(filepath.Join(dir, "absent")); err == nil {
 		t.Error("unreadable cpuinfo accepted")
+	}
+}
+
+// TestTDXDeviceFallback quotes through go-tdx-guest's testing.Device, a
+// fake TDX module answering the /dev/tdx_guest ioctls with a real quote.
+func TestTDXDeviceFallback(t *testing.T) {
+	tcs := tdxtest.TestCases()
+	dev, err := tdxtest.TcDevice(tcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := TDXDevice{Open: func() (client.Device, error) { return dev, nil }}
+	q, err := iss.Quote(tcs[0].Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(q, tcs[0].Quote) {
+		t.Fatalf("quote of %d bytes differs from the device's", len(q))
+	}
+	// A report data the fake module has no answer for is an error, not an empty quote.
+	if _, err := iss.Quote([64]byte{9}); err == nil {
+		t.Fatal("unknown report data produced a quote")
+	}
+	if _, err := (TDXDevice{Open: func() (client.Device, error) { return nil, os.ErrNotExist }}).Quote([64]byte{}); err == nil || !strings.Contains(err.Error(), TDXGuestDevice) {
+		t.Fatalf("missing device: %v", err)
 	}
 }
