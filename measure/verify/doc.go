@@ -9,5 +9,6 @@
 // quote settings (measure/quote: signature, PCK chain, collateral, TCB
 // status, TD attributes) and an image allowlist built from signed
 // manifests (measure/manifest), and the quote's RTMR3 equals the replayed
-// event log. The CLI does not yet expose a TDX policy (issue 4).
+// event log. `chrysalis verify --policy tdx` builds
+// such a policy from --manifest, --pub and --collateral/--pccs.
 package verify

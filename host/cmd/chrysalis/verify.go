@@ -12,10 +12,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
+	"github.com/chrysalis-cc/chrysalis/measure/quote"
 	"github.com/chrysalis-cc/chrysalis/measure/verify"
 )
 
@@ -42,7 +46,14 @@ type verifyReport struct {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	policy := fs.String("policy", "", "verification policy by name (required; available: insecure-dev)")
+	policy := fs.String("policy", "", "verification policy by name (required): insecure-dev, or tdx (with --manifest and --pub)")
+	var manifests, pubs launchList
+	fs.Var(&manifests, "manifest", "tdx: a DSSE-signed release manifest `file` whose image hashes are allowed (repeatable)")
+	fs.Var(&pubs, "pub", "tdx: a pinned manifest signer public key `file` (repeatable)")
+	collateral := fs.String("collateral", "", "tdx: offline collateral cache `directory` (TCB info, QE identity, CRLs)")
+	pccs := fs.String("pccs", "", "tdx: PCCS/PCS base `URL` to fetch collateral from (instead of --collateral)")
+	var tcb launchList
+	fs.Var(&tcb, "allow-tcb", "tdx: also accept this TCB `status` (e.g. SWHardeningNeeded; repeatable; UpToDate is always accepted)")
 	asJSON := fs.Bool("json", false, "print the verified result as one line of JSON (event payloads byte-exact)")
 	timeout := fs.Duration("timeout", 30*time.Second, "overall timeout")
 	fs.Usage = func() {
@@ -67,7 +78,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("endpoint %q must be https://HOST:PORT", endpoint)
 	}
-	pol, err := verify.PolicyByName(*policy)
+	var pol verify.Policy
+	if *policy == "tdx" {
+		pol, err = tdxPolicy(manifests, pubs, *collateral, *pccs, tcb)
+	} else {
+		pol, err = verify.PolicyByName(*policy)
+	}
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
 	}
@@ -85,6 +101,48 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	printReport(stdout, rep)
 	return nil
+}
+
+// tdxPolicy builds the tdx policy: quotes verified against Intel's roots
+// with collateral, and an image allowlist from signed manifests.
+func tdxPolicy(manifests, pubs []string, collateralDir, pccs string, tcb []string) (verify.Policy, error) {
+	if len(manifests) == 0 || len(pubs) == 0 {
+		return verify.Policy{}, errors.New("tdx needs at least one --manifest and one --pub (the allowlist is built only from signed manifests)")
+	}
+	qp := &quote.Policy{AllowedTCBStatuses: append([]string{"UpToDate"}, tcb...)}
+	switch {
+	case collateralDir != "" && pccs != "":
+		return verify.Policy{}, errors.New("give --collateral or --pccs, not both")
+	case collateralDir != "":
+		qp.Collateral = quote.DirSource{Dir: collateralDir}
+	case pccs != "":
+		qp.Collateral = quote.PCSSource{BaseURL: pccs}
+	default:
+		return verify.Policy{}, errors.New("tdx needs collateral: --collateral DIR or --pccs URL")
+	}
+	var keys []*dsse.PublicKey
+	for _, p := range pubs {
+		k, err := dsse.LoadPublicKey(p)
+		if err != nil {
+			return verify.Policy{}, fmt.Errorf("--pub %s: %w", p, err)
+		}
+		keys = append(keys, k)
+	}
+	pol := verify.Policy{Name: "tdx", Quote: qp}
+	for _, m := range manifests {
+		env, err := os.ReadFile(m)
+		if err != nil {
+			return verify.Policy{}, fmt.Errorf("--manifest: %w", err)
+		}
+		signed, err := manifest.Verify(env, keys)
+		if err != nil {
+			return verify.Policy{}, fmt.Errorf("--manifest %s: %w", m, err)
+		}
+		if err := pol.AllowManifest(signed); err != nil {
+			return verify.Policy{}, fmt.Errorf("--manifest %s: %w", m, err)
+		}
+	}
+	return pol, nil
 }
 
 func verifyEndpoint(ctx context.Context, u *url.URL, pol verify.Policy) (*verifyReport, error) {
