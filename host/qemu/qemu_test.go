@@ -1,10 +1,8 @@
 package qemu_test
 
 import (
-	"net"
-
 	"context"
-	"flag"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +11,9 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
+	"github.com/chrysalis-cc/chrysalis/measure/golden"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func mustShape(t *testing.T, name string) *shape.VMShape {
 	t.Helper()
@@ -82,19 +79,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := strings.Join(argv, "\n") + "\n"
-			p := filepath.Join("testdata", tt.golden+".golden")
-			if *update {
-				if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("argv differs from %s (go test -update rewrites it):\ngot:\n%s", p, got)
-			}
+			golden.Check(t, tt.golden+".golden", []byte(got))
 		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +16,9 @@ import (
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
 
+	"github.com/chrysalis-cc/chrysalis/measure/golden"
 	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
@@ -29,24 +27,6 @@ func readTestdata(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update after checking):\n%s", p, got)
-	}
 }
 
 // TestCCELReplayMatchesQuote replays go-tdx-guest's real CCEL (GCE c3 TD,
@@ -111,7 +91,7 @@ func TestCCELReplayMatchesQuote(t *testing.T) {
 	for i, r := range got {
 		out.WriteString("RTMR" + string(rune('0'+i)) + " " + r.String() + "\n")
 	}
-	golden(t, "ccel_events.golden", out.Bytes())
+	golden.Check(t, "ccel_events.golden", out.Bytes())
 }
 
 // TestTPMLogReplay replays go-eventlog's Ubuntu 24.04 GCE SEV-SNP vTPM log

@@ -6,37 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
+	"github.com/chrysalis-cc/chrysalis/measure/golden"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
 	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update after checking):\n%s", p, got)
-	}
-}
 
 // testShapes are declared here, not looked up in shapes.json, so the
 // golden files do not change when the catalog does.
@@ -128,7 +106,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "manifest.golden.json", enc)
+	golden.Check(t, "manifest.golden.json", enc)
 
 	// Variants: only what the shapes use, sorted by name.
 	names := func(vs []Variant) (out []string) {
@@ -148,7 +126,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "manifest.dsse.golden.json", env)
+	golden.Check(t, "manifest.dsse.golden.json", env)
 
 	s, err := Verify(env, []*dsse.PublicKey{testKey(t).Public()})
 	if err != nil {
@@ -166,7 +144,7 @@ func TestGolden(t *testing.T) {
 	if err := s.Manifest.WriteSummary(&sum); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "summary.golden.txt", sum.Bytes())
+	golden.Check(t, "summary.golden.txt", sum.Bytes())
 }
 
 func TestParseRoundTrip(t *testing.T) {

@@ -13,15 +13,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/chrysalis-cc/chrysalis/measure/golden"
+)
 
 // testKey is a fixed key: ed25519 signatures are deterministic, so an
 // envelope signed with it is a stable golden file.
@@ -62,18 +61,10 @@ func TestGoldenEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join("testdata", "envelope.golden.json")
-	if *update {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
+	golden.Check(t, "envelope.golden.json", b)
+	want, err := os.ReadFile(filepath.Join("testdata", "envelope.golden.json"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !bytes.Equal(b, want) {
-		t.Errorf("envelope differs from %s:\n%s", p, b)
 	}
 	// The golden envelope verifies, and the signature is over PAE.
 	e, err := Parse(want)
