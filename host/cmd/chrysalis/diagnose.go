@@ -14,6 +14,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/image"
 	"github.com/chrysalis-cc/chrysalis/measure/diagnose"
 	"github.com/chrysalis-cc/chrysalis/measure/eventlog"
+	"github.com/chrysalis-cc/chrysalis/measure/quote"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
 	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
 )
@@ -30,7 +31,8 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logFile := fs.String("eventlog", "", "the TD's CCEL event log `file` (/sys/firmware/acpi/tables/data/CCEL; required)")
 	tableFile := fs.String("ccel-table", "", "optional CCEL ACPI table `file` (/sys/firmware/acpi/tables/CCEL) to check the log against")
 	var reported launchList
-	fs.Var(&reported, "rtmr", "`N=HEX`: RTMR N as reported by the TD (e.g. from its quote); repeatable")
+	fs.Var(&reported, "rtmr", "`N=HEX`: RTMR N as reported by the TD; repeatable")
+	quoteFile := fs.String("quote", "", "the TD's quote `file`: its RTMR0-2 are the reported values (the quote is parsed, not verified: use verify for trust)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -38,7 +40,7 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *shapeName == "" || *logFile == "" || fs.NArg() != 0 {
-		return errors.New("usage: chrysalis diagnose --release DIR --shape NAME --eventlog CCEL [--ccel-table TABLE] [--rtmr N=HEX...]")
+		return errors.New("usage: chrysalis diagnose --release DIR --shape NAME --eventlog CCEL [--ccel-table TABLE] [--quote Q | --rtmr N=HEX...]")
 	}
 	rep := map[int]tdxmr.Digest{}
 	for _, kv := range reported {
@@ -52,6 +54,23 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("--rtmr %s: %w", n, err)
 		}
 		rep[i] = d
+	}
+	if *quoteFile != "" {
+		if len(reported) != 0 {
+			return errors.New("give --quote or --rtmr, not both")
+		}
+		qb, err := os.ReadFile(*quoteFile)
+		if err != nil {
+			return fmt.Errorf("--quote: %w", err)
+		}
+		q, err := quote.Parse(qb)
+		if err != nil {
+			return fmt.Errorf("--quote %s: %w", *quoteFile, err)
+		}
+		for i := 0; i < 3; i++ {
+			rep[i] = tdxmr.Digest(q.RTMR[i])
+		}
+		fmt.Fprintf(stdout, "quote MRTD %x (expected MRTD is in `chrysalis measure`)\n", q.MRTD)
 	}
 	raw, err := os.ReadFile(*logFile)
 	if err != nil {

@@ -62,6 +62,12 @@ func TestDiagnoseRealRelease(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "MISMATCH   kernel") || !strings.Contains(out, "setup header") || !strings.Contains(errs, "differ") {
 		t.Fatalf("tampered kernel: %d\n%s%s", code, out, errs)
 	}
+	// A quote whose RTMRs the log does not explain (go-tdx-guest's sample,
+	// from another TD) is reported register by register.
+	code, out, _ = cli("diagnose", "--release", relDir, "--shape", "dev-small", "--eventlog", write(""), "--quote", "../../../measure/quote/testdata/tdx_prod_quote_SPR_E4.dat")
+	if code != 1 || !strings.Contains(out, "does not explain the register") {
+		t.Fatalf("foreign quote: %d\n%s", code, out)
+	}
 	code, _, errs = cli("diagnose", "--release", relDir, "--shape", "dev-small", "--eventlog", filepath.Join(relDir, "cmdline"))
 	if code != 1 || !strings.Contains(errs, "cmdline") {
 		t.Fatalf("garbage log: %d %s", code, errs)
