@@ -99,76 +99,89 @@ type Options struct {
 	Nonce string
 }
 
-// Certificate verifies an RA-TLS certificate and its evidence.
+// Certificate verifies an RA-TLS certificate and its evidence. Every
+// rejection is an *Error naming the failed check.
 func Certificate(cert *x509.Certificate, pol Policy, opts Options) (*Result, error) {
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return nil, fmt.Errorf("ra-tls certificate: bad self-signature: %w", err)
+		return nil, reject(ReasonCertificate, fmt.Errorf("ra-tls certificate: bad self-signature: %w", err))
+	}
+	if err := checkCriticalExtensions(cert); err != nil {
+		return nil, reject(ReasonCertificate, err)
 	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("ra-tls certificate: valid %s to %s, not at %s",
-			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		return nil, reject(ReasonCertificate, fmt.Errorf("ra-tls certificate: valid %s to %s, not at %s",
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
 	}
 	raw, err := evidence.BundleFromCertificate(cert)
 	if err != nil {
-		return nil, err
+		return nil, reject(ReasonCertificate, err)
 	}
 	b, err := evidence.Decode(raw)
 	if err != nil {
-		return nil, err
+		return nil, reject(ReasonFormat, err)
 	}
 	return Bundle(b, cert.RawSubjectPublicKeyInfo, pol, opts)
 }
 
 // Bundle verifies a decoded bundle for the TLS key whose DER SPKI is
-// given (the key the peer actually presented).
+// given (the key the peer actually presented). Every rejection is an
+// *Error naming the failed check.
 func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result, error) {
+	res, err := bundle(b, spki, pol, opts)
+	if err != nil {
+		return nil, reject(ReasonFormat, err)
+	}
+	return res, nil
+}
+
+func bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result, error) {
 	switch b.Type {
 	case evidence.TypeInsecureDev:
 		if !pol.AllowInsecureDev {
-			return nil, fmt.Errorf("evidence is insecure-dev (no TEE, nothing is hardware-backed); policy %q does not accept it — only the policy named %q does", pol.Name, PolicyInsecureDev)
+			return nil, reject(ReasonInsecureDev, fmt.Errorf("evidence is insecure-dev (no TEE, nothing is hardware-backed); policy %q does not accept it — only the policy named %q does", pol.Name, PolicyInsecureDev))
 		}
 	case evidence.TypeTDX:
 		if pol.Quote == nil {
-			return nil, fmt.Errorf("evidence is a TDX quote but policy %q has no quote verification settings: refusing rather than trusting it unverified", pol.Name)
+			return nil, reject(ReasonPolicy, fmt.Errorf("evidence is a TDX quote but policy %q has no quote verification settings: refusing rather than trusting it unverified", pol.Name))
 		}
 		if len(pol.Images) == 0 {
-			return nil, fmt.Errorf("policy %q has an empty image allowlist: add signed manifests", pol.Name)
+			return nil, reject(ReasonPolicy, fmt.Errorf("policy %q has an empty image allowlist: add signed manifests", pol.Name))
 		}
 	default:
-		return nil, fmt.Errorf("evidence type %q is unknown", b.Type)
+		return nil, reject(ReasonFormat, fmt.Errorf("evidence type %q is unknown", b.Type))
 	}
 	if got := evidence.SPKIHash(spki); got != b.Claims.TLSKeySHA256 {
-		return nil, fmt.Errorf("claims bind TLS key %s but the peer presented %s", b.Claims.TLSKeySHA256, got)
+		return nil, reject(ReasonReportDataBinding, fmt.Errorf("claims bind TLS key %s but the peer presented %s", b.Claims.TLSKeySHA256, got))
 	}
 	rd, err := evidence.ReportData(spki, b.Claims)
 	if err != nil {
-		return nil, err
+		return nil, reject(ReasonFormat, err)
 	}
 	if !bytes.Equal(rd[:], b.ReportData) {
-		return nil, fmt.Errorf("report_data %s does not equal SHA-512(tag, key, claims) = %s", hex.EncodeToString(b.ReportData), hex.EncodeToString(rd[:]))
+		return nil, reject(ReasonReportDataBinding, fmt.Errorf("report_data %s does not equal SHA-512(tag, key, claims) = %s", hex.EncodeToString(b.ReportData), hex.EncodeToString(rd[:])))
 	}
 	if opts.Nonce != "" && b.Claims.Nonce != opts.Nonce {
-		return nil, fmt.Errorf("claims nonce %q does not equal the nonce sent (%q): stale or replayed evidence", b.Claims.Nonce, opts.Nonce)
+		return nil, reject(ReasonNonce, fmt.Errorf("claims nonce %q does not equal the nonce sent (%q): stale or replayed evidence", b.Claims.Nonce, opts.Nonce))
 	}
 	mr, err := b.EventLog.Replay()
 	if err != nil {
-		return nil, err
+		return nil, reject(ReasonEventLog, err)
 	}
 	if mr != b.RTMR3 {
-		return nil, fmt.Errorf("RTMR3 %s (%s) does not equal the replayed event log %s", b.RTMR3, b.RTMR3Source, mr)
+		return nil, reject(ReasonEventLog, fmt.Errorf("RTMR3 %s (%s) does not equal the replayed event log %s", b.RTMR3, b.RTMR3Source, mr))
 	}
 	measurements := map[string]string{}
 	if b.Type == evidence.TypeTDX {
 		q, err := quote.Verify(b.Quote, rd, *pol.Quote)
 		if err != nil {
-			return nil, fmt.Errorf("tdx quote: %w", err)
+			return nil, reject(quoteReason(err, quoteDebug(b.Quote)), fmt.Errorf("tdx quote: %w", err))
 		}
 		if q.RTMR[3] != mr {
-			return nil, fmt.Errorf("quote RTMR3 %x does not equal the replayed event log %s", q.RTMR[3], mr)
+			return nil, reject(ReasonEventLog, fmt.Errorf("quote RTMR3 %x does not equal the replayed event log %s", q.RTMR[3], mr))
 		}
 		img, label, err := checkImage(q, pol)
 		if err != nil {
@@ -183,10 +196,10 @@ func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 	}
 	cfg, err := judgeEvents(b.EventLog.Events, pol)
 	if err != nil {
-		return nil, err
+		return nil, reject(ReasonEventPolicy, err)
 	}
 	if b.Claims.Instance != cfg.Instance || b.Claims.Model != cfg.Model || b.Claims.OwnerAddress != cfg.OwnerAddress {
-		return nil, errors.New("claims (instance, model, owner_address) differ from the measured config event")
+		return nil, reject(ReasonEventPolicy, errors.New("claims (instance, model, owner_address) differ from the measured config event"))
 	}
 	return &Result{
 		Policy:       pol.Name,
@@ -208,12 +221,12 @@ func Bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 func checkImage(q *quote.Quote, pol Policy) (manifest.Hash, string, error) {
 	f, err := manifest.QuoteFieldsFromBody(q.Body())
 	if err != nil {
-		return manifest.Hash{}, "", fmt.Errorf("tdx quote: %w", err)
+		return manifest.Hash{}, "", reject(ReasonFormat, fmt.Errorf("tdx quote: %w", err))
 	}
 	img := manifest.Hash(manifest.ImageHash(f))
 	label, ok := pol.Images[img]
 	if !ok {
-		return img, "", fmt.Errorf("image hash %s (MRTD %x) is not in policy %q's allowlist of %d signed images", img, q.MRTD, pol.Name, len(pol.Images))
+		return img, "", reject(ReasonImageNotAllowed, fmt.Errorf("image hash %s (MRTD %x) is not in policy %q's allowlist of %d signed images", img, q.MRTD, pol.Name, len(pol.Images)))
 	}
 	return img, label, nil
 }
@@ -269,23 +282,5 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 // only if its RA-TLS certificate verifies under pol; the result of the
 // last successful verification is passed to onVerified.
 func ClientConfig(pol Policy, opts Options, onVerified func(*Result)) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// Web PKI verification does not apply to a self-signed RA-TLS
-		// certificate; VerifyConnection below does the real check.
-		InsecureSkipVerify: true, //nolint:gosec
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("ra-tls: peer sent no certificate")
-			}
-			res, err := Certificate(cs.PeerCertificates[0], pol, opts)
-			if err != nil {
-				return fmt.Errorf("ra-tls peer: %w", err)
-			}
-			if onVerified != nil {
-				onVerified(res)
-			}
-			return nil
-		},
-	}
+	return CachedClientConfig(pol, opts, nil, onVerified)
 }

@@ -82,54 +82,55 @@ func TestCertificate(t *testing.T) {
 	dev, _ := PolicyByName(PolicyInsecureDev)
 	strict := Policy{Name: "strict"}
 	for _, tc := range []struct {
-		name string
-		mut  func(*evidence.Bundle, []byte)
-		pol  Policy
-		opts Options
-		err  string
+		name   string
+		mut    func(*evidence.Bundle, []byte)
+		pol    Policy
+		opts   Options
+		err    string
+		reason Reason
 	}{
 		{name: "valid", pol: dev},
-		{name: "insecure-dev needs opt-in", pol: strict, err: "does not accept it"},
-		{name: "tdx without quote policy", pol: dev, mut: toTDX, err: "no quote verification settings"},
-		{name: "tdx with empty allowlist", pol: Policy{Name: "tdx", Quote: &quote.Policy{}}, mut: toTDX, err: "empty image allowlist"},
-		{name: "tdx quote over other report data", pol: tdxPol, mut: toTDX, err: "REPORTDATA"},
+		{name: "insecure-dev needs opt-in", pol: strict, err: "does not accept it", reason: ReasonInsecureDev},
+		{name: "tdx without quote policy", pol: dev, mut: toTDX, err: "no quote verification settings", reason: ReasonPolicy},
+		{name: "tdx with empty allowlist", pol: Policy{Name: "tdx", Quote: &quote.Policy{}}, mut: toTDX, err: "empty image allowlist", reason: ReasonPolicy},
+		{name: "tdx quote over other report data", pol: tdxPol, mut: toTDX, err: "REPORTDATA", reason: ReasonReportDataBinding},
 		{name: "claims bind another key", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			b.Claims.TLSKeySHA256 = strings.Repeat("0", 64)
-		}, err: "peer presented"},
+		}, err: "peer presented", reason: ReasonReportDataBinding},
 		{name: "claims changed after binding", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			b.Claims.Model = "other"
-		}, err: "report_data"},
+		}, err: "report_data", reason: ReasonReportDataBinding},
 		{name: "claims disagree with config", pol: dev, mut: func(b *evidence.Bundle, spki []byte) {
 			b.Claims.Model = "other"
 			rebind(b, spki)
-		}, err: "differ from the measured config"},
+		}, err: "differ from the measured config", reason: ReasonEventPolicy},
 		{name: "rtmr3 does not match log", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			b.RTMR3[0] ^= 1
-		}, err: "does not equal the replayed"},
+		}, err: "does not equal the replayed", reason: ReasonEventLog},
 		{name: "config not first", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			b.EventLog.Events = b.EventLog.Events[1:]
 			b.RTMR3, _ = b.EventLog.Replay()
-		}, err: "first event must be the measured config"},
+		}, err: "first event must be the measured config", reason: ReasonEventPolicy},
 		{name: "event after ready", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			e, _ := event.New(event.NameReady, 1, struct{}{})
 			b.EventLog.Append(e)
 			b.RTMR3, _ = b.EventLog.Replay()
-		}, err: "follows the ready event"},
+		}, err: "follows the ready event", reason: ReasonEventPolicy},
 		{name: "unknown event", pol: dev, mut: func(b *evidence.Bundle, _ []byte) {
 			e, _ := event.New("mystery", 1, struct{}{})
 			b.EventLog.Events = b.EventLog.Events[:1]
 			b.EventLog.Append(e)
 			b.RTMR3, _ = b.EventLog.Replay()
-		}, err: "not known to this verifier"},
+		}, err: "not known to this verifier", reason: ReasonEventPolicy},
 		{name: "debug refused", pol: Policy{Name: "dev-nodebug", AllowInsecureDev: true}, mut: func(b *evidence.Bundle, _ []byte) {
 			e, _ := event.New(event.NameConfig, 1, guest.MeasuredConfig{Instance: "w1", Model: "m", Debug: true})
 			b.EventLog.Events = nil
 			b.EventLog.Append(e)
 			b.RTMR3, _ = b.EventLog.Replay()
-		}, err: "refuses debug"},
-		{name: "wrong instance", pol: Policy{Name: "pin", AllowInsecureDev: true, Instance: "w2"}, err: "not the expected"},
-		{name: "nonce required", pol: dev, opts: Options{Nonce: "aa"}, err: "does not equal the nonce"},
-		{name: "expired", pol: dev, opts: Options{Now: now.Add(evidence.CertLifetime + time.Hour)}, err: "not at"},
+		}, err: "refuses debug", reason: ReasonEventPolicy},
+		{name: "wrong instance", pol: Policy{Name: "pin", AllowInsecureDev: true, Instance: "w2"}, err: "not the expected", reason: ReasonEventPolicy},
+		{name: "nonce required", pol: dev, opts: Options{Nonce: "aa"}, err: "does not equal the nonce", reason: ReasonNonce},
+		{name: "expired", pol: dev, opts: Options{Now: now.Add(evidence.CertLifetime + time.Hour)}, err: "not at", reason: ReasonCertificate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cert := issue(t, tc.mut)
@@ -149,6 +150,9 @@ func TestCertificate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+			if got := ReasonOf(err); got != tc.reason {
+				t.Fatalf("reason %q, want %q (%v)", got, tc.reason, err)
 			}
 		})
 	}
