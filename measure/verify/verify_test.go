@@ -19,7 +19,7 @@ var now = time.Unix(1800000000, 0)
 
 // issue builds a certificate the way the agent does, after letting mut
 // change the bundle before it is encoded.
-func issue(t *testing.T, mut func(*evidence.Bundle, []byte)) *x509.Certificate {
+func issue(t testing.TB, mut func(*evidence.Bundle, []byte)) *x509.Certificate {
 	t.Helper()
 	key, _ := evidence.NewKey()
 	spki, _ := evidence.SPKI(key.Public())
