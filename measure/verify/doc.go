@@ -1,14 +1,20 @@
 // Package verify decides whether to trust an RA-TLS peer: it extracts the
-// evidence bundle from the peer certificate, checks that REPORTDATA binds
-// the presented TLS key and the claims, replays the RTMR3 event log and
-// judges every event by policy. Proxies import it; `chrysalis verify`
-// wraps it.
+// evidence bundle from the peer certificate (rejecting any other unknown
+// critical extension), checks that REPORTDATA binds the presented TLS key
+// and the claims, replays the RTMR3 event log and judges every event by
+// policy. Proxies import it; `chrysalis verify` wraps it.
 //
 // insecure-dev evidence (no TEE) is accepted only under the policy named
 // "insecure-dev". TDX evidence is accepted only when the policy carries
 // quote settings (measure/quote: signature, PCK chain, collateral, TCB
 // status, TD attributes) and an image allowlist built from signed
 // manifests (measure/manifest), and the quote's RTMR3 equals the replayed
-// event log. `chrysalis verify --policy tdx` builds
-// such a policy from --manifest, --pub and --collateral/--pccs.
+// event log. `chrysalis verify --policy tdx` builds such a policy from
+// --manifest, --pub and --collateral/--pccs.
+//
+// Every rejection is an *Error with a Reason saying which check failed.
+// Cache memoises successful verifications by certificate hash until the
+// certificate expires or a TTL passes (never for nonce-bound checks);
+// CachedClientConfig and ServerConfigMutual give TLS 1.3-only configs for
+// one-way and mutual RA-TLS.
 package verify
