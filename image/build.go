@@ -46,7 +46,7 @@ var DefaultModules = []string{
 	"vmw_vsock_virtio_transport", // vsock over virtio
 	"dm-mod",                     // device mapper
 	"dm-verity",                  // verified model disks
-	"erofs",                      // model filesystem
+	"squashfs",                   // model disk filesystem (models/pack writes squashfs 4.0)
 	"virtio-rng",                 // entropy from the host
 }
 

@@ -15,15 +15,23 @@ import (
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
+	"github.com/chrysalis-cc/chrysalis/models/catalog"
+	"github.com/chrysalis-cc/chrysalis/models/pack"
 	"github.com/chrysalis-cc/chrysalis/models/verity"
 )
 
 func init() {
-	register("model", "model disks: dm-verity hash trees (verity|verity-check)", runModel)
+	register("model", "model disks: images, dm-verity hash trees, catalog (pack|verity|verity-check|catalog)", runModel)
 }
 
 func modelUsage(w io.Writer) {
 	fmt.Fprint(w, `usage:
+  chrysalis model pack --dir MODELDIR --out IMAGE [--block-size N] [--workers N]
+      pack MODELDIR into a deterministic read-only squashfs image IMAGE
+      (models/pack) and write its dm-verity hash device to IMAGE.verity;
+      print the image SHA-256, size, root hash, salt and UUID
+  chrysalis model catalog
+      list the pinned models of the embedded catalog (models/catalog)
   chrysalis model verity --data FILE --hash-out FILE [--salt HEX] [--uuid UUID]
                          [--seed TEXT] [--block-size N] [--hash-block-size N]
                          [--hash sha256|sha512|sha1] [--no-superblock] [--pad]
@@ -47,7 +55,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		modelUsage(stderr)
 		if len(args) == 0 {
-			return errors.New("missing subcommand (verity or verity-check)")
+			return errors.New("missing subcommand (pack, verity, verity-check or catalog)")
 		}
 		return nil
 	}
@@ -57,9 +65,13 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return modelVerity(ctx, args, stdout, stderr)
 	case "verity-check":
 		return modelVerityCheck(ctx, args, stdout, stderr)
+	case "pack":
+		return modelPack(ctx, args, stdout, stderr)
+	case "catalog":
+		return modelCatalog(args, stdout, stderr)
 	}
 	modelUsage(stderr)
-	return fmt.Errorf("unknown subcommand %q (want verity or verity-check)", sub)
+	return fmt.Errorf("unknown subcommand %q (want pack, verity, verity-check or catalog)", sub)
 }
 
 func modelFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -284,6 +296,68 @@ func modelVerityCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "ok: %s (%d bytes) matches root hash %x (%.3f s)\n", *dataPath, size, rootHash, time.Since(start).Seconds())
+	return nil
+}
+
+func modelPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := modelFlagSet("pack", stderr)
+	dir := fs.String("dir", "", "model `directory` to pack")
+	out := fs.String("out", "", "image `file` to write (and FILE.verity), replaced atomically")
+	bs := fs.Int("block-size", pack.DefaultBlockSize, "squashfs data block size in `bytes`")
+	workers := fs.Int("workers", 0, "verity hashing goroutines (default: GOMAXPROCS)")
+	if err := mfParseFlags(fs, args, 0); err != nil {
+		return mfHelpOK(err)
+	}
+	if *dir == "" || *out == "" {
+		return errors.New("pack: --dir and --out are required")
+	}
+	bar := newProgress(stderr)
+	stage := ""
+	opt := pack.Options{BlockSize: *bs, Workers: *workers, Progress: func(s string, done, total int64) {
+		if s != stage {
+			bar.done()
+			bar.shown, stage = false, s
+		}
+		bar.update(done, total)
+	}}
+	start := time.Now()
+	res, err := pack.Pack(ctx, *dir, *out, opt)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "image         %s: %d bytes (squashfs %d bytes, %d files, %d directories, %d data bytes)\n", *out, res.Size, res.FSSize, res.Files, res.Dirs, res.DataBytes)
+	fmt.Fprintf(stdout, "image sha256  %x\n", res.ImageSHA256)
+	fmt.Fprintf(stdout, "hash device   %s: %d bytes, %d levels\n", res.VerityPath, res.Verity.HashDeviceSize, res.Verity.Levels)
+	fmt.Fprintf(stdout, "root hash     %x\n", res.RootHash)
+	fmt.Fprintf(stdout, "salt          %x\n", res.Salt)
+	fmt.Fprintf(stdout, "uuid          %s\n", verity.FormatUUID(res.UUID))
+	fmt.Fprintf(stdout, "time          %.3f s, %.0f MB/s\n", el.Seconds(), float64(res.Size)/el.Seconds()/1e6)
+	return nil
+}
+
+func modelCatalog(args []string, stdout, stderr io.Writer) error {
+	fs := modelFlagSet("catalog", stderr)
+	if err := mfParseFlags(fs, args, 0); err != nil {
+		return mfHelpOK(err)
+	}
+	c, err := catalog.Default()
+	if err != nil {
+		return err
+	}
+	if len(c.Models) == 0 {
+		fmt.Fprintf(stdout, "catalog version %d: no models\n", c.Version)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%-24s %-10s %8s %-64s %s\n", "NAME", "ENGINE", "CONTEXT", "ROOT HASH", "SOURCE")
+	for _, m := range c.Models {
+		name := m.Name
+		if m.Test {
+			name += " (test)"
+		}
+		fmt.Fprintf(stdout, "%-24s %-10s %8d %-64s %s@%s\n", name, m.Engine, m.ContextSize, m.RootHash, m.Source, m.Revision)
+	}
 	return nil
 }
 

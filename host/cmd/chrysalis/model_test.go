@@ -106,3 +106,46 @@ func TestModelVerityErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestModelPack(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "model")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "model.gguf"), bytes.Repeat([]byte("w"), 300000), 0o600)
+	os.WriteFile(filepath.Join(src, "sub", "config.json"), []byte("{}"), 0o600)
+	img := filepath.Join(dir, "model.img")
+	code, out, errs := cli("model", "pack", "--dir", src, "--out", img)
+	if code != 0 {
+		t.Fatalf("rc %d: %s%s", code, out, errs)
+	}
+	m := regexp.MustCompile(`(?m)^root hash\s+([0-9a-f]{64})$`).FindStringSubmatch(out)
+	if m == nil || !regexp.MustCompile(`(?m)^image sha256\s+[0-9a-f]{64}$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^uuid\s+[0-9a-f-]{36}$`).MatchString(out) || !strings.Contains(out, "2 files, 2 directories") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// The hash device checks out with the printed root hash.
+	code, out2, errs := cli("model", "verity-check", "--data", img, "--hash-dev", img+".verity", "--root", m[1])
+	if code != 0 || !strings.HasPrefix(out2, "ok:") {
+		t.Fatalf("verity-check rc %d: %s%s", code, out2, errs)
+	}
+	// Packing again gives the same image.
+	code, out3, _ := cli("model", "pack", "--dir", src, "--out", filepath.Join(dir, "again.img"))
+	if code != 0 || !strings.Contains(out3, m[1]) {
+		t.Fatalf("second pack differs:\n%s\n%s", out, out3)
+	}
+	if code, _, errs := cli("model", "pack", "--dir", src, "--out", filepath.Join(src, "in.img")); code == 0 || !strings.Contains(errs, "inside the input") {
+		t.Fatalf("output inside the input accepted: rc %d %s", code, errs)
+	}
+	if code, _, _ := cli("model", "pack", "--dir", src); code == 0 {
+		t.Fatal("missing --out accepted")
+	}
+}
+
+func TestModelCatalog(t *testing.T) {
+	code, out, errs := cli("model", "catalog")
+	if code != 0 || !strings.Contains(out, "catalog version 1") && !strings.Contains(out, "NAME") {
+		t.Fatalf("rc %d: %s%s", code, out, errs)
+	}
+}
