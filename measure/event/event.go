@@ -38,7 +38,15 @@ func (d *Digest) UnmarshalText(b []byte) error {
 const (
 	NameConfig = "config" // payload: the canonical measured config
 	NameReady  = "ready"  // payload: {} — nothing is extended after it
+	NameModel  = "model"  // payload: ModelPayload — the verified model disk
 )
+
+// ModelPayload is the payload of a model event (version 1): the model's
+// name and the dm-verity root hash the agent opened its disk with.
+type ModelPayload struct {
+	Name     string `json:"name"`
+	RootHash string `json:"root_hash"`
+}
 
 // domain separates event digests from every other SHA-384 in the system.
 const domain = "chrysalis/rtmr3-event/v1\x00"

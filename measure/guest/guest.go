@@ -21,6 +21,13 @@ const (
 	ConfigFileName = "config.json"
 	// StatusPortName is the virtio-serial port name of the status channel.
 	StatusPortName = "org.chrysalis.status"
+	// ModelDiskSerial and ModelVerityDiskSerial are the virtio-blk serials
+	// of the model image and its verity hash device (virtio-blk keeps at
+	// most 20 bytes of a serial).
+	ModelDiskSerial       = "chrysalis-model"
+	ModelVerityDiskSerial = "chrysalis-verity"
+	// ModelMountPoint is where the agent mounts the verified model.
+	ModelMountPoint = "/model"
 	// MaxConfigSize bounds the config document.
 	MaxConfigSize = 64 << 10
 )
@@ -47,6 +54,10 @@ type MeasuredConfig struct {
 	OwnerAddress string `json:"owner_address,omitempty"`
 	// Model names the catalog model this worker serves ("" = none yet).
 	Model string `json:"model,omitempty"`
+	// ModelRoot is the hex dm-verity root hash of the model disk. The
+	// agent serves a model disk only when its verity tree has exactly
+	// this root; it is required when a model disk is attached.
+	ModelRoot string `json:"model_root,omitempty"`
 	// Debug asks the agent for verbose logs; it is measured so a proxy can
 	// refuse debug workers.
 	Debug bool `json:"debug,omitempty"`
@@ -63,7 +74,10 @@ type Network struct {
 // DevNetwork is the addressing of QEMU's user-mode (slirp) network.
 var DevNetwork = Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2"}
 
-var instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+var (
+	instanceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	hexRootRE  = regexp.MustCompile(`^([0-9a-f]{64}|[0-9a-f]{128})$`)
+)
 
 // Validate checks every field and names the first bad one.
 func (c *Config) Validate() error {
@@ -75,6 +89,14 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Measured.OwnerAddress) > 128 || len(c.Measured.Model) > 128 {
 		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
+	}
+	if c.Measured.ModelRoot != "" {
+		if c.Measured.Model == "" {
+			return errors.New("config: measured.model_root is set but measured.model is empty")
+		}
+		if !hexRootRE.MatchString(c.Measured.ModelRoot) {
+			return fmt.Errorf("config: measured.model_root %q must be 64 or 128 lowercase hex characters (a sha256 or sha512 verity root)", c.Measured.ModelRoot)
+		}
 	}
 	p, err := netip.ParsePrefix(c.Network.Address)
 	if err != nil || !p.Addr().Is4() {

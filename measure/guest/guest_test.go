@@ -11,6 +11,9 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ParseConfig([]byte(strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"`+strings.Repeat("0f", 32)+`"`, 1))); err != nil {
+		t.Fatalf("sha256 model root rejected: %v", err)
+	}
 	mb, err := c.MeasuredBytes()
 	if err != nil || string(mb) != `{"instance":"w-1","model":"m","owner_address":"EQabc"}` {
 		t.Fatalf("measured bytes %s, %v", mb, err)
@@ -26,6 +29,9 @@ func TestParseConfig(t *testing.T) {
 		{"trailing", good + `{}`, "trailing data"},
 		{"long owner", strings.Replace(good, `EQabc`, strings.Repeat("x", 129), 1), "at most 128"},
 		{"oversize", good + strings.Repeat(" ", MaxConfigSize), "limit"},
+		{"model root not hex", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"xyz"`, 1), "measured.model_root"},
+		{"model root short", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"`+strings.Repeat("a", 63)+`"`, 1), "measured.model_root"},
+		{"model root without model", strings.Replace(good, `"model":"m"`, `"model_root":"`+strings.Repeat("a", 64)+`"`, 1), "measured.model is empty"},
 	} {
 		if _, err := ParseConfig([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)

@@ -239,7 +239,7 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 		return nil, errors.New("event log: the first event must be the measured config")
 	}
 	var cfg *guest.MeasuredConfig
-	ready := false
+	ready, model := false, false
 	for i, e := range evs {
 		if ready {
 			return nil, fmt.Errorf("event log: event %d (%s) follows the ready event", i, e.Name)
@@ -266,9 +266,29 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 				return nil, fmt.Errorf("event log: instance %q is not the expected %q", c.Instance, pol.Instance)
 			}
 			cfg = &c
+		case e.Name == event.NameModel && e.Version == 1:
+			if cfg == nil {
+				return nil, fmt.Errorf("event log: model event %d precedes the config", i)
+			}
+			if model {
+				return nil, fmt.Errorf("event log: second model event at %d", i)
+			}
+			model = true
+			dec := json.NewDecoder(bytes.NewReader(e.Payload))
+			dec.DisallowUnknownFields()
+			var m event.ModelPayload
+			if err := dec.Decode(&m); err != nil {
+				return nil, fmt.Errorf("event log: model payload: %w", err)
+			}
+			if m.Name != cfg.Model || m.RootHash != cfg.ModelRoot || m.RootHash == "" {
+				return nil, fmt.Errorf("event log: the model event (%s, root %s) is not the model the measured config names (%s, root %s)", m.Name, m.RootHash, cfg.Model, cfg.ModelRoot)
+			}
 		case e.Name == event.NameReady && e.Version == 1:
 			if !bytes.Equal(e.Payload, []byte("{}")) {
 				return nil, errors.New("event log: ready event payload must be {}")
+			}
+			if cfg != nil && cfg.ModelRoot != "" && !model {
+				return nil, fmt.Errorf("event log: the measured config names model %s (root %s) but no model event precedes ready", cfg.Model, cfg.ModelRoot)
 			}
 			ready = true
 		default:

@@ -1,0 +1,43 @@
+package verify
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chrysalis-cc/chrysalis/measure/event"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+)
+
+func TestModelEventPolicy(t *testing.T) {
+	root := strings.Repeat("ab", 32)
+	cfg := guest.MeasuredConfig{Instance: "w", Model: "tiny", ModelRoot: root}
+	ev := func(name string, v any) event.Entry {
+		e, err := event.New(name, 1, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return event.Entry{Event: e}
+	}
+	conf := ev(event.NameConfig, cfg)
+	model := ev(event.NameModel, event.ModelPayload{Name: "tiny", RootHash: root})
+	ready := ev(event.NameReady, struct{}{})
+	pol := Policy{Name: "p", AllowInsecureDev: true}
+	for _, tc := range []struct {
+		name string
+		evs  []event.Entry
+		err  string
+	}{
+		{"model then ready", []event.Entry{conf, model, ready}, ""},
+		{"ready without the configured model", []event.Entry{conf, ready}, "no model event precedes ready"},
+		{"other root", []event.Entry{conf, ev(event.NameModel, event.ModelPayload{Name: "tiny", RootHash: strings.Repeat("cd", 32)}), ready}, "not the model the measured config names"},
+		{"other name", []event.Entry{conf, ev(event.NameModel, event.ModelPayload{Name: "big", RootHash: root}), ready}, "not the model the measured config names"},
+		{"two model events", []event.Entry{conf, model, model, ready}, "second model event"},
+		{"model after ready", []event.Entry{conf, model, ready, model}, "follows the ready event"},
+		{"model without a configured root", []event.Entry{ev(event.NameConfig, guest.MeasuredConfig{Instance: "w", Model: "tiny"}), model}, "not the model the measured config names"},
+	} {
+		_, err := judgeEvents(tc.evs, pol)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
