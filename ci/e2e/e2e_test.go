@@ -40,35 +40,160 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// env is what every scenario shares: the repository, the CLI binary and
+// one release built from the pinned inputs.
+type env struct {
+	root, dir, bin, release string
+}
+
+// run runs a command in the repository root and returns its stdout.
+func (e *env) run(t *testing.T, timeout time.Duration, name string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = e.root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	return out
+}
+
+// vm is a running `chrysalis launch --dev`.
+type vm struct {
+	cmd      *exec.Cmd
+	state    string
+	endpoint string
+	exited   chan error
+	stderr   bytes.Buffer
+}
+
+// startVM launches the release with cfg and waits until the guest is
+// ready (endpoint != "") or launch exits (endpoint == "", exit status in
+// the returned error).
+func (e *env) startVM(t *testing.T, name string, cfg guest.Config, shapeName string, disks ...string) (*vm, error) {
+	t.Helper()
+	cfgPath := filepath.Join(e.dir, name+"-config.json")
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := &vm{state: filepath.Join(e.dir, name+"-state"), exited: make(chan error, 1)}
+	args := []string{"launch", "--dev", "--release", e.release, "--port", fmt.Sprint(freePort(t)), "--state", v.state, "--config", cfgPath, "--shape", shapeName}
+	for _, d := range disks {
+		args = append(args, "--disk", d)
+	}
+	v.cmd = exec.Command(e.bin, args...)
+	v.cmd.Dir = e.root
+	stdout, err := v.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.cmd.Stderr = &v.stderr
+	start := time.Now()
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	endpointC := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			t.Logf("%s launch: %s", name, line)
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "endpoint:" {
+				endpointC <- f[1]
+			}
+		}
+		v.exited <- v.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if v.cmd.ProcessState == nil {
+			v.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("%s console:\n%s", name, v.console(t))
+			t.Logf("%s launch stderr:\n%s", name, v.stderr.Bytes())
+		}
+	})
+	select {
+	case v.endpoint = <-endpointC:
+		t.Logf("%s: boot to ready %s", name, time.Since(start).Round(time.Millisecond))
+		return v, nil
+	case err := <-v.exited:
+		return v, fmt.Errorf("launch exited before ready: %v", err)
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("%s: guest not ready after 5 minutes", name)
+	}
+	return nil, nil
+}
+
+func (v *vm) console(t *testing.T) []byte {
+	c, _ := os.ReadFile(filepath.Join(v.state, "console.log"))
+	return c
+}
+
+// stop sends Ctrl-C and requires a clean exit within a minute.
+func (v *vm) stop(t *testing.T) time.Duration {
+	t.Helper()
+	start := time.Now()
+	v.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-v.exited:
+		if err != nil {
+			t.Fatalf("launch exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("launch did not exit within 60 s of Ctrl-C")
+	}
+	return time.Since(start)
+}
+
+// verifyReport is the part of `chrysalis verify --json` the tests read.
+type verifyReport struct {
+	Type        string          `json:"type"`
+	Insecure    bool            `json:"insecure"`
+	Config      json.RawMessage `json:"config"`
+	Events      []event.Entry   `json:"events"`
+	RTMR3       event.Digest    `json:"rtmr3"`
+	RTMR3Source string          `json:"rtmr3_source"`
+	HandshakeMS float64         `json:"handshake_ms"`
+	Claims      struct {
+		Instance     string `json:"instance"`
+		OwnerAddress string `json:"owner_address"`
+		Model        string `json:"model"`
+	} `json:"claims"`
+}
+
+func (e *env) verify(t *testing.T, endpoint string) verifyReport {
+	t.Helper()
+	out := e.run(t, 2*time.Minute, e.bin, "verify", endpoint, "--policy", "insecure-dev", "--json")
+	var rep verifyReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("verify output: %v\n%s", err, out)
+	}
+	l := event.Log{Version: event.LogVersion, Events: rep.Events}
+	if mr, err := l.Replay(); err != nil || mr != rep.RTMR3 {
+		t.Fatalf("replay %s (%v), reported %s", mr, err, rep.RTMR3)
+	}
+	return rep
+}
+
 func TestBootVerifyShutdown(t *testing.T) {
 	if testing.Short() {
-		t.Skip("boots a VM under TCG; run without -short")
+		t.Skip("boots VMs under TCG; run without -short")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 not found: install qemu-system-x86 (.ci/run does)")
 	}
-	root := repoRoot(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chrysalis")
-	run := func(timeout time.Duration, name string, args ...string) []byte {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Dir = root
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
-		}
-		return out
-	}
-	run(5*time.Minute, "go", "build", "-o", bin, "./host/cmd/chrysalis")
-
+	e := &env{root: repoRoot(t), dir: t.TempDir()}
+	e.bin = filepath.Join(e.dir, "chrysalis")
+	e.release = filepath.Join(e.dir, "release")
+	e.run(t, 5*time.Minute, "go", "build", "-o", e.bin, "./host/cmd/chrysalis")
 	start := time.Now()
-	release := filepath.Join(dir, "release")
-	run(15*time.Minute, bin, "build", "--out", release)
+	e.run(t, 15*time.Minute, e.bin, "build", "--out", e.release)
 	t.Logf("release built in %s", time.Since(start).Round(time.Millisecond))
 
 	// The release's expected TDX measurements: MRTD of the pinned OVMF
@@ -78,7 +203,7 @@ func TestBootVerifyShutdown(t *testing.T) {
 		MRTD                string
 		RTMR0, RTMR1, RTMR2 struct{ Value string }
 	}
-	if err := json.Unmarshal(run(time.Minute, bin, "measure", "--release", release, "--shape", "dev-small", "--json"), &ms); err != nil {
+	if err := json.Unmarshal(e.run(t, time.Minute, e.bin, "measure", "--release", e.release, "--shape", "dev-small", "--json"), &ms); err != nil {
 		t.Fatal(err)
 	}
 	const pinnedMRTD = "bdc6fb145880f06f30c8b346b8dce2a99d9351b56892df22f80fcf6574caa9f9c31df8e8576d53b4d0cd1c3f28910e11"
@@ -86,89 +211,20 @@ func TestBootVerifyShutdown(t *testing.T) {
 		t.Fatalf("measurements %+v", ms)
 	}
 
-	// The measured config the host attaches.
 	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-worker", OwnerAddress: "EQ-e2e-owner", Model: "none"}, Network: guest.DevNetwork}
-	cfgPath := filepath.Join(dir, "config.json")
-	b, _ := json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	port := freePort(t)
-	state := filepath.Join(dir, "state")
-	launch := exec.Command(bin, "launch", "--dev", "--release", release, "--port", fmt.Sprint(port), "--state", state, "--config", cfgPath)
-	launch.Dir = root
-	stdout, err := launch.StdoutPipe()
+	v, err := e.startVM(t, "plain", cfg, "dev-small")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var launchErr bytes.Buffer
-	launch.Stderr = &launchErr
-	bootStart := time.Now()
-	if err := launch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	endpointC := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			t.Logf("launch: %s", line)
-			if f := strings.Fields(line); len(f) == 2 && f[0] == "endpoint:" {
-				endpointC <- f[1]
-			}
-		}
-		exited <- launch.Wait()
-	}()
-	defer func() {
-		if launch.ProcessState == nil {
-			launch.Process.Kill()
-		}
-		if t.Failed() {
-			if c, err := os.ReadFile(filepath.Join(state, "console.log")); err == nil {
-				t.Logf("console.log:\n%s", c)
-			}
-			t.Logf("launch stderr:\n%s", launchErr.Bytes())
-		}
-	}()
-
-	var endpoint string
-	select {
-	case endpoint = <-endpointC:
-	case err := <-exited:
-		t.Fatalf("launch exited before ready: %v", err)
-	case <-time.After(5 * time.Minute):
-		t.Fatal("guest not ready after 5 minutes")
-	}
-	t.Logf("boot to ready: %s", time.Since(bootStart).Round(time.Millisecond))
-	if endpoint != fmt.Sprintf("https://127.0.0.1:%d", port) {
-		t.Fatalf("endpoint %q", endpoint)
+	if !strings.HasPrefix(v.endpoint, "https://127.0.0.1:") {
+		t.Fatalf("endpoint %q", v.endpoint)
 	}
 
 	// A verifier without the insecure-dev opt-in refuses the guest.
-	cmd := exec.Command(bin, "verify", endpoint, "--policy", "tdx")
-	if out, err := cmd.CombinedOutput(); err == nil {
+	if out, err := exec.Command(e.bin, "verify", v.endpoint, "--policy", "tdx").CombinedOutput(); err == nil {
 		t.Fatalf("verify --policy tdx accepted insecure-dev evidence:\n%s", out)
 	}
-
-	out := run(2*time.Minute, bin, "verify", endpoint, "--policy", "insecure-dev", "--json")
-	var rep struct {
-		Type        string          `json:"type"`
-		Insecure    bool            `json:"insecure"`
-		Config      json.RawMessage `json:"config"`
-		Events      []event.Entry   `json:"events"`
-		RTMR3       event.Digest    `json:"rtmr3"`
-		RTMR3Source string          `json:"rtmr3_source"`
-		HandshakeMS float64         `json:"handshake_ms"`
-		Claims      struct {
-			Instance     string `json:"instance"`
-			OwnerAddress string `json:"owner_address"`
-		} `json:"claims"`
-	}
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("verify output: %v\n%s", err, out)
-	}
+	rep := e.verify(t, v.endpoint)
 	t.Logf("RA-TLS handshake (incl. verification): %.1f ms", rep.HandshakeMS)
 	if rep.Type != "insecure-dev" || !rep.Insecure || rep.RTMR3Source != "software" {
 		t.Fatalf("evidence type %q insecure=%v source %q", rep.Type, rep.Insecure, rep.RTMR3Source)
@@ -176,38 +232,80 @@ func TestBootVerifyShutdown(t *testing.T) {
 	if rep.Claims.Instance != "e2e-worker" || rep.Claims.OwnerAddress != "EQ-e2e-owner" {
 		t.Fatalf("claims %+v", rep.Claims)
 	}
-	// The first event is exactly our measured config, canonicalised, and
-	// the log replays to the reported RTMR3.
+	// The first event is exactly our measured config, canonicalised.
 	want, _ := canon.Marshal(cfg.Measured)
-	if len(rep.Events) < 2 || rep.Events[0].Name != event.NameConfig || string(rep.Events[0].Payload) != string(want) {
-		t.Fatalf("first event %+v, want config payload %s", rep.Events, want)
+	if len(rep.Events) != 2 || rep.Events[0].Name != event.NameConfig || string(rep.Events[0].Payload) != string(want) {
+		t.Fatalf("events %+v, want config payload %s then ready", rep.Events, want)
 	}
 	wantEv, _ := event.New(event.NameConfig, 1, json.RawMessage(want))
 	if d, _ := wantEv.Digest(); d != rep.Events[0].Digest {
 		t.Fatalf("config event digest %s, want %s", rep.Events[0].Digest, d)
 	}
-	l := event.Log{Version: event.LogVersion, Events: rep.Events}
-	if mr, err := l.Replay(); err != nil || mr != rep.RTMR3 {
-		t.Fatalf("replay %s (%v), reported %s", mr, err, rep.RTMR3)
+	t.Logf("shutdown: %s", v.stop(t).Round(time.Millisecond))
+	if !bytes.Contains(v.console(t), []byte("power off requested by host")) {
+		t.Fatal("guest did not log the host's power-off request")
 	}
 
-	// Ctrl-C: the launcher asks the guest to power off and exits cleanly.
-	stopStart := time.Now()
-	launch.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("launch exited with %v after Ctrl-C", err)
+	t.Run("model disk", func(t *testing.T) { testModelDisk(t, e) })
+}
+
+// testModelDisk packs a model directory into a squashfs image with its
+// verity tree, boots with it attached, and checks that the agent opened it
+// through dm-verity with the measured root, mounted it and measured a
+// model event; then that a config naming another root is refused.
+func testModelDisk(t *testing.T, e *env) {
+	mdir := filepath.Join(e.dir, "model")
+	os.MkdirAll(filepath.Join(mdir, "weights"), 0o755)
+	os.WriteFile(filepath.Join(mdir, "config.json"), []byte(`{"arch":"test"}`), 0o644)
+	os.WriteFile(filepath.Join(mdir, "weights", "w.bin"), bytes.Repeat([]byte("chrysalis"), 100000), 0o644)
+	img := filepath.Join(e.dir, "model.img")
+	out := string(e.run(t, time.Minute, e.bin, "model", "pack", "--dir", mdir, "--out", img))
+	var root string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "root" && len(f[len(f)-1]) == 64 {
+			root = f[len(f)-1]
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("launch did not exit within 60 s of Ctrl-C")
 	}
-	t.Logf("shutdown: %s", time.Since(stopStart).Round(time.Millisecond))
-	console, err := os.ReadFile(filepath.Join(state, "console.log"))
+	if root == "" {
+		t.Fatalf("no root hash in model pack output:\n%s", out)
+	}
+	disks := []string{"model=" + img, "model-verity=" + img + ".verity"}
+	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-model", Model: "tiny-test", ModelRoot: root}, Network: guest.DevNetwork}
+
+	v, err := e.startVM(t, "model", cfg, "dev-model", disks...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(console, []byte("power off requested by host")) {
-		t.Fatalf("guest did not log the host's power-off request; console:\n%s", console)
+	rep := e.verify(t, v.endpoint)
+	if len(rep.Events) != 3 || rep.Events[1].Name != event.NameModel {
+		t.Fatalf("events %+v, want config, model, ready", rep.Events)
 	}
+	wantPayload, _ := canon.Marshal(event.ModelPayload{Name: "tiny-test", RootHash: root})
+	if string(rep.Events[1].Payload) != string(wantPayload) {
+		t.Fatalf("model event payload %s, want %s", rep.Events[1].Payload, wantPayload)
+	}
+	v.stop(t)
+	if c := v.console(t); !bytes.Contains(c, []byte("model mounted")) || !bytes.Contains(c, []byte("files=2")) {
+		t.Fatal("guest did not log the mounted model with its 2 files")
+	}
+
+	// The same disk under a config that names another root: the agent
+	// refuses it and the guest never becomes ready.
+	bad := cfg
+	bad.Measured.Instance = "e2e-badroot"
+	bad.Measured.ModelRoot = strings.Repeat("0", 64)
+	v, err = e.startVM(t, "badroot", bad, "dev-model", disks...)
+	if err == nil {
+		v.stop(t)
+		t.Fatal("guest became ready with a model disk whose root is not the measured one")
+	}
+	// The failure is the mount through dm-verity with the wrong root: the
+	// kernel's verity target refuses the blocks, squashfs cannot read its
+	// superblock.
+	c := v.console(t)
+	i := bytes.Index(c, []byte("agent failed"))
+	if i < 0 || !bytes.Contains(c[i:], []byte("dm-verity over")) {
+		t.Fatalf("guest did not fail on the verity mount; console:\n%s", c)
+	}
+	t.Logf("badroot: %s", bytes.SplitN(c[i:], []byte("\n"), 2)[0])
 }

@@ -8,21 +8,27 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chrysalis-cc/chrysalis/agent/attest"
 	"github.com/chrysalis-cc/chrysalis/agent/boot"
 	"github.com/chrysalis-cc/chrysalis/agent/ratls"
 	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
 	"github.com/chrysalis-cc/chrysalis/agent/server"
+	"github.com/chrysalis-cc/chrysalis/agent/verity"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
@@ -41,6 +47,81 @@ func main() {
 		log.Error("power off", "err", perr)
 	}
 	select {}
+}
+
+// openModel opens the model disk through dm-verity with the root hash the
+// measured config names, mounts it read-only and records the model event.
+// A model disk the config does not name, or a configured model without its
+// disks, is an error: the agent never serves unmeasured weights.
+func openModel(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) error {
+	m := cfg.Measured
+	find := func(serial string) (string, error) {
+		return boot.FindBlockBySerial("/sys", serial)
+	}
+	if m.ModelRoot != "" {
+		// The disks are probed asynchronously; the config names them.
+		find = func(serial string) (string, error) {
+			return boot.WaitFor(10*time.Second, func() (string, error) { return boot.FindBlockBySerial("/sys", serial) })
+		}
+	}
+	data, derr := find(guest.ModelDiskSerial)
+	if m.ModelRoot == "" {
+		if derr == nil {
+			return fmt.Errorf("a model disk (%s) is attached but the measured config names no model_root: refusing to use it", data)
+		}
+		return nil
+	}
+	if derr != nil {
+		return fmt.Errorf("the measured config names model %s but no model disk is attached: %w", m.Model, derr)
+	}
+	hash, err := find(guest.ModelVerityDiskSerial)
+	if err != nil {
+		return fmt.Errorf("model %s: no verity hash disk: %w", m.Model, err)
+	}
+	root, err := hex.DecodeString(m.ModelRoot)
+	if err != nil {
+		return err
+	}
+	dev, err := verity.Open("model", data, hash, root, verity.Options{})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(guest.ModelMountPoint, 0o755); err != nil {
+		return err
+	}
+	// squashfs refuses to mount when its superblock does not verify, so a
+	// wrong root fails here rather than at the first request.
+	if err := unix.Mount(dev.Path, guest.ModelMountPoint, "squashfs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+		dev.Close()
+		return fmt.Errorf("mount %s (dm-verity over %s, root %s) at %s: %w", dev.Path, data, m.ModelRoot, guest.ModelMountPoint, err)
+	}
+	files, size := 0, int64(0)
+	err = filepath.WalkDir(guest.ModelMountPoint, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		size += info.Size()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing the model: %w", err)
+	}
+	ev, err := event.New(event.NameModel, 1, event.ModelPayload{Name: m.Model, RootHash: m.ModelRoot})
+	if err != nil {
+		return err
+	}
+	d, err := rec.Record(ev)
+	if err != nil {
+		return fmt.Errorf("measure model: %w", err)
+	}
+	log.Info("model mounted", "model", m.Model, "root", m.ModelRoot, "device", dev.Path, "files", files, "bytes", size)
+	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String())
+	return nil
 }
 
 // openStatus finds the status port; without one (a host that does not
@@ -116,6 +197,10 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		return fmt.Errorf("measure config: %w", err)
 	}
 	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "register", reg.Source())
+
+	if err := openModel(log, cfg, rec); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
 
 	ifname, err := boot.Network(cfg.Network, 10*time.Second)
 	if err != nil {
