@@ -25,9 +25,8 @@ const (
 // Intel's QE vendor ID 939a7233-f79c-4ca9-940a-0db3957f0607.
 var intelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
 
-// Quote holds the fields of a TDX quote. Parse fills the structure;
-// Verify also fills FMSPC, the TCB statuses and the advisory IDs.
-type Quote struct {
+// Fields are a quote's header SVNs and its TD quote body, as signed.
+type Fields struct {
 	// Version is the quote version (4 or 5).
 	Version uint16
 	// BodyType is 2 (TDX 1.0 body) for v4 and v5 type 2, 3 for a v5 TDX 1.5 body.
@@ -50,6 +49,12 @@ type Quote struct {
 	// TeeTcbSvn2 and MRSERVICETD exist in TDX 1.5 bodies only (zero otherwise).
 	TeeTcbSvn2  [16]byte
 	MRSERVICETD [48]byte
+}
+
+// Quote holds the fields of a TDX quote. Parse fills the structure;
+// Verify also fills FMSPC, the TCB statuses and the advisory IDs.
+type Quote struct {
+	Fields
 
 	// FMSPC is from the PCK certificate (hex, set by Verify).
 	FMSPC string

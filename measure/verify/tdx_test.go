@@ -98,12 +98,12 @@ func newTDXEnv(t testing.TB) *tdxEnv {
 // body is the quote body of a TD running the manifest's shape.
 func (e *tdxEnv) body(rtmr3 event.Digest, rd [64]byte) quotetest.Body {
 	s := e.shape
-	return quotetest.Body{
+	return quotetest.Body{Fields: quote.Fields{
 		MRTD: s.MRTD, RTMR: [4][48]byte{s.RTMR0, s.RTMR1, s.RTMR2, rtmr3},
 		TDATTRIBUTES: s.TD.TDAttributes, XFAM: s.TD.XFAM,
 		MRCONFIGID: s.TD.MRConfigID, MROWNER: s.TD.MROwner, MROWNERCONFIG: s.TD.MROwnerConfig,
 		REPORTDATA: rd,
-	}
+	}}
 }
 
 type tdxIssue struct {

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/chrysalis-cc/chrysalis/measure/quote"
 )
 
 // Names go-tdx-guest's v4 verifier requires of the chain.
@@ -211,30 +213,12 @@ func (h *Hierarchy) Roots() *x509.CertPool {
 	return p
 }
 
-// Body holds the header choice and TD quote body fields of a quote.
+// Body holds the header choice and TD quote body fields of a quote to
+// sign: the fields quote.Parse returns. Version 0 means 4; BodyType 0
+// means 2 (TDX 1.0); 3 (TDX 1.5, with TeeTcbSvn2 and MRSERVICETD) needs
+// version 5.
 type Body struct {
-	// Version is 4 (also when zero) or 5.
-	Version uint16
-	// BodyType is the v5 body type: 2 (TDX 1.0, also when zero) or 3
-	// (TDX 1.5, with TeeTcbSvn2 and MRSERVICETD).
-	BodyType uint16
-	// QESVN and PCESVN go into the header.
-	QESVN, PCESVN uint16
-
-	TeeTcbSvn      [16]byte
-	MRSEAM         [48]byte
-	MRSIGNERSEAM   [48]byte
-	SEAMATTRIBUTES [8]byte
-	TDATTRIBUTES   [8]byte
-	XFAM           [8]byte
-	MRTD           [48]byte
-	MRCONFIGID     [48]byte
-	MROWNER        [48]byte
-	MROWNERCONFIG  [48]byte
-	RTMR           [4][48]byte
-	REPORTDATA     [64]byte
-	TeeTcbSvn2     [16]byte
-	MRSERVICETD    [48]byte
+	quote.Fields
 }
 
 // Bytes returns the TD quote body (584 bytes, or 648 for a v5 type 3 body).

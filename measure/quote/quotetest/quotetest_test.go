@@ -12,7 +12,7 @@ import (
 var now = time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)
 
 func body(version, bodyType uint16) quotetest.Body {
-	b := quotetest.Body{Version: version, BodyType: bodyType}
+	b := quotetest.Body{Fields: quote.Fields{Version: version, BodyType: bodyType}}
 	for i := range b.MRTD {
 		b.MRTD[i] = 0x11
 		b.RTMR[3][i] = 0x33
