@@ -30,7 +30,7 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	shapeName := fs.String("shape", "", "VM `shape` the TD was launched with (required)")
 	logFile := fs.String("eventlog", "", "the TD's CCEL event log `file` (/sys/firmware/acpi/tables/data/CCEL; required)")
 	tableFile := fs.String("ccel-table", "", "optional CCEL ACPI table `file` (/sys/firmware/acpi/tables/CCEL) to check the log against")
-	var reported launchList
+	var reported repeated
 	fs.Var(&reported, "rtmr", "`N=HEX`: RTMR N as reported by the TD; repeatable")
 	quoteFile := fs.String("quote", "", "the TD's quote `file`: its RTMR0-2 are the reported values (the quote is parsed, not verified: use verify for trust)")
 	if err := fs.Parse(args); err != nil {

@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -65,3 +67,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// subcommand is one member of a command group such as `manifest` or `model`.
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// runGroup dispatches args[0] to the group's subcommand, printing usage
+// for help and for a missing or unknown subcommand.
+func runGroup(ctx context.Context, usage func(io.Writer), subs []subcommand, args []string, stdout, stderr io.Writer) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return fmt.Errorf("missing subcommand (%s)", want)
+		}
+		return nil
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown subcommand %q (want %s)", args[0], want)
+}
+
+// groupFlagSet is the flag set of subcommand name of a group: errors and
+// -h print the group's usage and the subcommand's flags.
+func groupFlagSet(group, name string, usage func(io.Writer), stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(group+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		usage(stderr)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// repeated collects a flag given several times, one value per use (no
+// splitting: values are file names and digests).
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }

@@ -43,28 +43,15 @@ func manifestUsage(w io.Writer) {
 }
 
 func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		manifestUsage(stderr)
-		if len(args) == 0 {
-			return errors.New("missing subcommand (keygen, build, sign or verify)")
-		}
-		return nil
+	noCtx := func(f func([]string, io.Writer, io.Writer) error) func(context.Context, []string, io.Writer, io.Writer) error {
+		return func(_ context.Context, args []string, stdout, stderr io.Writer) error { return f(args, stdout, stderr) }
 	}
-	sub, args := args[0], args[1:]
-	var err error
-	switch sub {
-	case "keygen":
-		err = manifestKeygen(args, stdout, stderr)
-	case "build":
-		err = manifestBuild(args, stdout, stderr)
-	case "sign":
-		err = manifestSign(args, stdout, stderr)
-	case "verify":
-		err = manifestVerify(args, stdout, stderr)
-	default:
-		manifestUsage(stderr)
-		return fmt.Errorf("unknown subcommand %q (want keygen, build, sign or verify)", sub)
-	}
+	err := runGroup(ctx, manifestUsage, []subcommand{
+		{"keygen", noCtx(manifestKeygen)},
+		{"build", noCtx(manifestBuild)},
+		{"sign", noCtx(manifestSign)},
+		{"verify", noCtx(manifestVerify)},
+	}, args, stdout, stderr)
 	if err != nil && strings.HasPrefix(err.Error(), "manifest: ") {
 		// main prefixes "chrysalis manifest: " already.
 		return errors.New(strings.TrimPrefix(err.Error(), "manifest: "))
@@ -84,13 +71,7 @@ func mfParseFlags(fs *flag.FlagSet, args []string, max int) error {
 }
 
 func mfFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("manifest "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		manifestUsage(stderr)
-		fs.PrintDefaults()
-	}
-	return fs
+	return groupFlagSet("manifest", name, manifestUsage, stderr)
 }
 
 // mfHelpOK turns -h into success.
@@ -123,19 +104,13 @@ func manifestKeygen(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// mfListFlag collects a repeatable flag.
-type mfListFlag []string
-
-func (l *mfListFlag) String() string     { return strings.Join(*l, ",") }
-func (l *mfListFlag) Set(s string) error { *l = append(*l, s); return nil }
-
 func manifestBuild(args []string, stdout, stderr io.Writer) error {
 	fs := mfFlagSet("build", stderr)
 	relDir := fs.String("release", "release", "release `directory`")
 	shapeList := fs.String("shape", "", "comma-separated VM shape `names` (built-in, or from --shape-file)")
 	shapeFile := fs.String("shape-file", "", "shape `file` to take the shapes from instead of the built-in catalog")
 	out := fs.String("out", "", "manifest `file` to write (canonical JSON)")
-	var rtmr0 mfListFlag
+	var rtmr0 repeated
 	fs.Var(&rtmr0, "rtmr0", "`NAME=HEX`: use this RTMR0 for shape NAME (96 hex digits, e.g. captured on the target host with its QEMU) instead of computing it with the local QEMU; repeat per shape")
 	if err := mfParseFlags(fs, args, 0); err != nil {
 		return mfHelpOK(err)
@@ -324,7 +299,7 @@ func manifestSign(args []string, stdout, stderr io.Writer) error {
 
 func manifestVerify(args []string, stdout, stderr io.Writer) error {
 	fs := mfFlagSet("verify", stderr)
-	var pubs mfListFlag
+	var pubs repeated
 	fs.Var(&pubs, "pub", "pinned public key `file`; repeat for several (1 valid signature needed)")
 	// Accept the envelope before or after the flags.
 	var path string

@@ -52,36 +52,18 @@ func modelUsage(w io.Writer) {
 }
 
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		modelUsage(stderr)
-		if len(args) == 0 {
-			return errors.New("missing subcommand (pack, verity, verity-check or catalog)")
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "verity":
-		return modelVerity(ctx, args, stdout, stderr)
-	case "verity-check":
-		return modelVerityCheck(ctx, args, stdout, stderr)
-	case "pack":
-		return modelPack(ctx, args, stdout, stderr)
-	case "catalog":
-		return modelCatalog(args, stdout, stderr)
-	}
-	modelUsage(stderr)
-	return fmt.Errorf("unknown subcommand %q (want pack, verity, verity-check or catalog)", sub)
+	return runGroup(ctx, modelUsage, []subcommand{
+		{"pack", modelPack},
+		{"verity", modelVerity},
+		{"verity-check", modelVerityCheck},
+		{"catalog", func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+			return modelCatalog(args, stdout, stderr)
+		}},
+	}, args, stdout, stderr)
 }
 
 func modelFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("model "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		modelUsage(stderr)
-		fs.PrintDefaults()
-	}
-	return fs
+	return groupFlagSet("model", name, modelUsage, stderr)
 }
 
 // verityFlags are the format parameters shared by both subcommands.

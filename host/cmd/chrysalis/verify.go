@@ -47,12 +47,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policy := fs.String("policy", "", "verification policy by name (required): insecure-dev, or tdx (with --manifest and --pub)")
-	var manifests, pubs launchList
+	var manifests, pubs repeated
 	fs.Var(&manifests, "manifest", "tdx: a DSSE-signed release manifest `file` whose image hashes are allowed (repeatable)")
 	fs.Var(&pubs, "pub", "tdx: a pinned manifest signer public key `file` (repeatable)")
 	collateral := fs.String("collateral", "", "tdx: offline collateral cache `directory` (TCB info, QE identity, CRLs)")
 	pccs := fs.String("pccs", "", "tdx: PCCS/PCS base `URL` to fetch collateral from (instead of --collateral)")
-	var tcb launchList
+	var tcb repeated
 	fs.Var(&tcb, "allow-tcb", "tdx: also accept this TCB `status` (e.g. SWHardeningNeeded; repeatable; UpToDate is always accepted)")
 	asJSON := fs.Bool("json", false, "print the verified result as one line of JSON (event payloads byte-exact)")
 	timeout := fs.Duration("timeout", 30*time.Second, "overall timeout")
