@@ -211,7 +211,7 @@ func TestBootVerifyShutdown(t *testing.T) {
 		t.Fatalf("measurements %+v", ms)
 	}
 
-	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-worker", OwnerAddress: "EQ-e2e-owner", Model: "none"}, Network: guest.DevNetwork}
+	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-worker", OwnerAddress: "UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI", Model: "none"}, Network: guest.DevNetwork}
 	v, err := e.startVM(t, "plain", cfg, "dev-small")
 	if err != nil {
 		t.Fatal(err)
@@ -229,13 +229,17 @@ func TestBootVerifyShutdown(t *testing.T) {
 	if rep.Type != "insecure-dev" || !rep.Insecure || rep.RTMR3Source != "software" {
 		t.Fatalf("evidence type %q insecure=%v source %q", rep.Type, rep.Insecure, rep.RTMR3Source)
 	}
-	if rep.Claims.Instance != "e2e-worker" || rep.Claims.OwnerAddress != "EQ-e2e-owner" {
+	if rep.Claims.Instance != "e2e-worker" || rep.Claims.OwnerAddress != "UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI" {
 		t.Fatalf("claims %+v", rep.Claims)
 	}
 	// The first event is exactly our measured config, canonicalised.
 	want, _ := canon.Marshal(cfg.Measured)
-	if len(rep.Events) != 2 || rep.Events[0].Name != event.NameConfig || string(rep.Events[0].Payload) != string(want) {
-		t.Fatalf("events %+v, want config payload %s then ready", rep.Events, want)
+	if len(rep.Events) != 3 || rep.Events[0].Name != event.NameConfig || string(rep.Events[0].Payload) != string(want) {
+		t.Fatalf("events %+v, want config payload %s, payout, ready", rep.Events, want)
+	}
+	// The payout event is the owner address, normalised.
+	if p := string(rep.Events[1].Payload); rep.Events[1].Name != event.NamePayout || p != `{"address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI","network":"mainnet","raw":"0:83dfd552e63729b472fcbcc8c45ebcc6691702558b68ec7527e1ba403a0f31a8"}` {
+		t.Fatalf("payout event %s %s", rep.Events[1].Name, p)
 	}
 	wantEv, _ := event.New(event.NameConfig, 1, json.RawMessage(want))
 	if d, _ := wantEv.Digest(); d != rep.Events[0].Digest {

@@ -39,6 +39,8 @@ const (
 	NameConfig = "config" // payload: the canonical measured config
 	NameReady  = "ready"  // payload: {} — nothing is extended after it
 	NameModel  = "model"  // payload: ModelPayload — the verified model disk
+	NamePayout = "payout" // payload: payment.PayoutEvent — where earnings go
+	NameGPU    = "gpu"    // payload: GPUPayload — the verified GPUs
 )
 
 // ModelPayload is the payload of a model event (version 1): the model's

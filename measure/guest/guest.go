@@ -9,6 +9,7 @@ import (
 	"regexp"
 
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
 // Fixed names shared by host and guest.
@@ -49,9 +50,12 @@ type Config struct {
 type MeasuredConfig struct {
 	// Instance is a free-form name the owner gives this worker.
 	Instance string `json:"instance"`
-	// OwnerAddress is where payouts go (a TON address; checked by the
-	// payout code, not here).
+	// OwnerAddress is where payouts go: a TON address, user-friendly or
+	// raw, checked (CRC, workchain, network flag) by payment.ParseOwnerAddress.
 	OwnerAddress string `json:"owner_address,omitempty"`
+	// TONNetwork is the network payouts are made on: "" or "mainnet", or
+	// "testnet".
+	TONNetwork string `json:"ton_network,omitempty"`
 	// Model names the catalog model this worker serves ("" = none yet).
 	Model string `json:"model,omitempty"`
 	// ModelRoot is the hex dm-verity root hash of the model disk. The
@@ -89,6 +93,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Measured.OwnerAddress) > 128 || len(c.Measured.Model) > 128 {
 		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
+	}
+	net, err := payment.ParseNetwork(c.Measured.TONNetwork)
+	if err != nil {
+		return fmt.Errorf("config: measured.ton_network: %w", err)
+	}
+	if c.Measured.OwnerAddress != "" {
+		if _, err := payment.ParseOwnerAddress(c.Measured.OwnerAddress, net); err != nil {
+			return fmt.Errorf("config: measured.owner_address: %w", err)
+		}
 	}
 	if c.Measured.ModelRoot != "" {
 		if c.Measured.Model == "" {

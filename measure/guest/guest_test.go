@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	good := `{"version":1,"measured":{"instance":"w-1","owner_address":"EQabc","model":"m"},"network":{"address":"10.0.2.15/24","gateway":"10.0.2.2"}}`
+	good := `{"version":1,"measured":{"instance":"w-1","owner_address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI","model":"m"},"network":{"address":"10.0.2.15/24","gateway":"10.0.2.2"}}`
 	c, err := ParseConfig([]byte(good))
 	if err != nil {
 		t.Fatal(err)
@@ -15,7 +15,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatalf("sha256 model root rejected: %v", err)
 	}
 	mb, err := c.MeasuredBytes()
-	if err != nil || string(mb) != `{"instance":"w-1","model":"m","owner_address":"EQabc"}` {
+	if err != nil || string(mb) != `{"instance":"w-1","model":"m","owner_address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI"}` {
 		t.Fatalf("measured bytes %s, %v", mb, err)
 	}
 	for _, tc := range []struct{ name, in, err string }{
@@ -27,8 +27,11 @@ func TestParseConfig(t *testing.T) {
 		{"ipv6", strings.Replace(good, `10.0.2.15/24`, `fd00::1/64`, 1), "network.address"},
 		{"gateway outside", strings.Replace(good, `"10.0.2.2"`, `"10.0.3.2"`, 1), "network.gateway"},
 		{"trailing", good + `{}`, "trailing data"},
-		{"long owner", strings.Replace(good, `EQabc`, strings.Repeat("x", 129), 1), "at most 128"},
+		{"long owner", strings.Replace(good, `UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI`, strings.Repeat("x", 129), 1), "at most 128"},
 		{"oversize", good + strings.Repeat(" ", MaxConfigSize), "limit"},
+		{"owner checksum", strings.Replace(good, `xqEBI`, `xqEBJ`, 1), "measured.owner_address: owner address \"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBJ\": checksum mismatch"},
+		{"owner on testnet", strings.Replace(good, `"model":"m"`, `"model":"m","ton_network":"testnet"`, 1), "is a mainnet address"},
+		{"ton network", strings.Replace(good, `"model":"m"`, `"model":"m","ton_network":"devnet"`, 1), "measured.ton_network"},
 		{"model root not hex", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"xyz"`, 1), "measured.model_root"},
 		{"model root short", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"`+strings.Repeat("a", 63)+`"`, 1), "measured.model_root"},
 		{"model root without model", strings.Replace(good, `"model":"m"`, `"model_root":"`+strings.Repeat("a", 64)+`"`, 1), "measured.model is empty"},

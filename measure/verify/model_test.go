@@ -6,6 +6,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
 func TestModelEventPolicy(t *testing.T) {
@@ -34,6 +35,46 @@ func TestModelEventPolicy(t *testing.T) {
 		{"two model events", []event.Entry{conf, model, model, ready}, "second model event"},
 		{"model after ready", []event.Entry{conf, model, ready, model}, "follows the ready event"},
 		{"model without a configured root", []event.Entry{ev(event.NameConfig, guest.MeasuredConfig{Instance: "w", Model: "tiny"}), model}, "not the model the measured config names"},
+	} {
+		_, err := judgeEvents(tc.evs, pol)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestPayoutEventPolicy(t *testing.T) {
+	const owner = "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N"
+	ev := func(name string, v any) event.Entry {
+		e, err := event.New(name, 1, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return event.Entry{Event: e}
+	}
+	a, err := payment.ParseOwnerAddress(owner, payment.Mainnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := ev(event.NameConfig, guest.MeasuredConfig{Instance: "w", OwnerAddress: owner})
+	payout := ev(event.NamePayout, a.Event())
+	ready := ev(event.NameReady, struct{}{})
+	other := a
+	other.Hash[0] ^= 1
+	testnet := a
+	testnet.Network = payment.Testnet
+	pol := Policy{Name: "p", AllowInsecureDev: true}
+	for _, tc := range []struct {
+		name string
+		evs  []event.Entry
+		err  string
+	}{
+		{"payout then ready", []event.Entry{conf, payout, ready}, ""},
+		{"no payout event", []event.Entry{conf, ready}, "no payout event precedes ready"},
+		{"other account", []event.Entry{conf, ev(event.NamePayout, other.Event()), ready}, "is not the measured owner address"},
+		{"other network", []event.Entry{conf, ev(event.NamePayout, testnet.Event()), ready}, "is not the measured owner address"},
+		{"twice", []event.Entry{conf, payout, payout, ready}, "once"},
+		{"without owner", []event.Entry{ev(event.NameConfig, guest.MeasuredConfig{Instance: "w"}), payout, ready}, "without an owner address"},
 	} {
 		_, err := judgeEvents(tc.evs, pol)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/quote"
 )
 
@@ -239,7 +241,7 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 		return nil, errors.New("event log: the first event must be the measured config")
 	}
 	var cfg *guest.MeasuredConfig
-	ready, model := false, false
+	ready, model, payout := false, false, false
 	for i, e := range evs {
 		if ready {
 			return nil, fmt.Errorf("event log: event %d (%s) follows the ready event", i, e.Name)
@@ -283,9 +285,20 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 			if m.Name != cfg.Model || m.RootHash != cfg.ModelRoot || m.RootHash == "" {
 				return nil, fmt.Errorf("event log: the model event (%s, root %s) is not the model the measured config names (%s, root %s)", m.Name, m.RootHash, cfg.Model, cfg.ModelRoot)
 			}
+		case e.Name == event.NamePayout && e.Version == 1:
+			if cfg == nil || payout {
+				return nil, fmt.Errorf("event log: payout event %d must follow the config, once", i)
+			}
+			payout = true
+			if err := checkPayout(e.Payload, cfg); err != nil {
+				return nil, fmt.Errorf("event log: %w", err)
+			}
 		case e.Name == event.NameReady && e.Version == 1:
 			if !bytes.Equal(e.Payload, []byte("{}")) {
 				return nil, errors.New("event log: ready event payload must be {}")
+			}
+			if cfg != nil && cfg.OwnerAddress != "" && !payout {
+				return nil, fmt.Errorf("event log: the measured config names owner %s but no payout event precedes ready", cfg.OwnerAddress)
 			}
 			if cfg != nil && cfg.ModelRoot != "" && !model {
 				return nil, fmt.Errorf("event log: the measured config names model %s (root %s) but no model event precedes ready", cfg.Model, cfg.ModelRoot)
@@ -296,6 +309,31 @@ func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// checkPayout requires the payout event to be exactly the normalised form
+// of the measured owner address: what the agent pays to is what the config
+// says, in a form relying parties compare without parsing TON addresses.
+func checkPayout(payload []byte, cfg *guest.MeasuredConfig) error {
+	if cfg.OwnerAddress == "" {
+		return errors.New("payout event without an owner address in the measured config")
+	}
+	n, err := payment.ParseNetwork(cfg.TONNetwork)
+	if err != nil {
+		return err
+	}
+	a, err := payment.ParseOwnerAddress(cfg.OwnerAddress, n)
+	if err != nil {
+		return err
+	}
+	want, err := canon.Marshal(a.Event())
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(payload, want) {
+		return fmt.Errorf("payout event %s is not the measured owner address %s", payload, want)
+	}
+	return nil
 }
 
 // ClientConfig returns a TLS 1.3 client config that accepts the server

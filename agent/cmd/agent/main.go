@@ -33,6 +33,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/guest/configdisk"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
 func main() {
@@ -124,6 +125,33 @@ func openModel(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) error {
 	return nil
 }
 
+// recordPayout measures where this worker's earnings go: the owner address
+// of the measured config, normalised, as the RTMR3 payout event.
+func recordPayout(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) error {
+	m := cfg.Measured
+	if m.OwnerAddress == "" {
+		return nil
+	}
+	n, err := payment.ParseNetwork(m.TONNetwork)
+	if err != nil {
+		return err
+	}
+	a, err := payment.ParseOwnerAddress(m.OwnerAddress, n)
+	if err != nil {
+		return err
+	}
+	ev, err := event.New(event.NamePayout, 1, a.Event())
+	if err != nil {
+		return err
+	}
+	d, err := rec.Record(ev)
+	if err != nil {
+		return err
+	}
+	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "owner", a.String(), "network", n)
+	return nil
+}
+
 // openStatus finds the status port; without one (a host that does not
 // attach it) the agent runs and simply does not report.
 func openStatus(log *slog.Logger) *boot.StatusChannel {
@@ -197,6 +225,10 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		return fmt.Errorf("measure config: %w", err)
 	}
 	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "register", reg.Source())
+
+	if err := recordPayout(log, cfg, rec); err != nil {
+		return fmt.Errorf("payout identity: %w", err)
+	}
 
 	if err := openModel(log, cfg, rec); err != nil {
 		return fmt.Errorf("model: %w", err)

@@ -18,7 +18,7 @@ import (
 func testConfig() *guest.Config {
 	return &guest.Config{
 		Version:  1,
-		Measured: guest.MeasuredConfig{Instance: "dev", OwnerAddress: "UQtest", Model: "tiny", Debug: true},
+		Measured: guest.MeasuredConfig{Instance: "dev", OwnerAddress: "UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI", Model: "tiny", Debug: true},
 		Network:  guest.DevNetwork,
 	}
 }
