@@ -50,6 +50,27 @@ type ModelPayload struct {
 	RootHash string `json:"root_hash"`
 }
 
+// GPUPayload is the payload of a gpu event (version 1): the GPUs the
+// agent attested at boot and the GPU policy it attested them under. It
+// precedes ready; the RA-TLS bundle carries fresh evidence of the same
+// GPUs (same UUIDs) for each key and verifier nonce.
+type GPUPayload struct {
+	// Policy is the hex SHA-256 of the agent's canonical GPU policy
+	// (measure/gpu.PolicyDoc).
+	Policy string            `json:"policy"`
+	GPUs   []GPUPayloadEntry `json:"gpus"`
+}
+
+// GPUPayloadEntry is one attested GPU.
+type GPUPayloadEntry struct {
+	UUID          string `json:"uuid"`
+	DriverVersion string `json:"driver_version"`
+	VBIOSVersion  string `json:"vbios_version"`
+	// Evidence is the hex SHA-384 of the boot evidence (measure/gpu
+	// Evidence.Digest).
+	Evidence string `json:"evidence"`
+}
+
 // domain separates event digests from every other SHA-384 in the system.
 const domain = "chrysalis/rtmr3-event/v1\x00"
 

@@ -56,6 +56,10 @@ type Claims struct {
 	Instance     string `json:"instance"`
 	Model        string `json:"model,omitempty"`
 	OwnerAddress string `json:"owner_address,omitempty"`
+	// GPU lists the hex SHA-384 digest (measure/gpu Evidence.Digest) of
+	// each item of Bundle.GPU, in order: REPORTDATA binds the GPU
+	// evidence through these.
+	GPU []string `json:"gpu,omitempty"`
 }
 
 // Bundle is the evidence a guest presents.

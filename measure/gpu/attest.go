@@ -2,12 +2,15 @@ package gpu
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/gpu/ocsp"
 	"github.com/chrysalis-cc/chrysalis/measure/gpu/rim"
 )
@@ -271,4 +274,53 @@ func checkOCSP(ctx context.Context, chk *ocsp.Checker, name string, chain []*x50
 		c.OCSP = append(c.OCSP, oc)
 	}
 	return err
+}
+
+// PolicyDoc is the canonical description of a Policy: what the agent
+// records (hashed) in its RTMR3 gpu event, so relying parties see under
+// which rules the GPUs were made ready.
+type PolicyDoc struct {
+	DeviceRootSHA256 string `json:"device_root_sha256"`
+	CoRIMRootSHA256  string `json:"corim_root_sha256"`
+	OCSP             string `json:"ocsp"`
+	AllowMultiGPU    string `json:"allow_multi_gpu,omitempty"`
+	// RIMTime is the fixed RIM chain time (RFC 3339), "" for "now".
+	RIMTime string `json:"rim_time,omitempty"`
+}
+
+// Doc describes p.
+func (p Policy) Doc() PolicyDoc {
+	root := func(c, def *x509.Certificate) string {
+		if c == nil {
+			c = def
+		}
+		s := sha256.Sum256(c.Raw)
+		return hex.EncodeToString(s[:])
+	}
+	d := PolicyDoc{
+		DeviceRootSHA256: root(p.DeviceRoot, DeviceRoot()),
+		CoRIMRootSHA256:  root(p.CoRIMRoot, CoRIMRoot()),
+		OCSP:             string(ocsp.Off),
+		AllowMultiGPU:    p.AllowMultiGPU,
+	}
+	if p.OCSP != nil {
+		d.OCSP = string(p.OCSP.Policy)
+		if d.OCSP == "" {
+			d.OCSP = string(ocsp.Require) // the checker's zero policy fails closed
+		}
+	}
+	if !p.RIMTime.IsZero() {
+		d.RIMTime = p.RIMTime.UTC().Format(time.RFC3339)
+	}
+	return d
+}
+
+// Hash is the hex SHA-256 of the canonical JSON of d.
+func (d PolicyDoc) Hash() string {
+	b, err := canon.Marshal(d)
+	if err != nil {
+		panic(err) // a struct of strings always marshals
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

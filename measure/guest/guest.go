@@ -29,6 +29,8 @@ const (
 	ModelVerityDiskSerial = "chrysalis-verity"
 	// ModelMountPoint is where the agent mounts the verified model.
 	ModelMountPoint = "/model"
+	// MaxGPUs bounds MeasuredConfig.GPUs.
+	MaxGPUs = 8
 	// MaxConfigSize bounds the config document.
 	MaxConfigSize = 64 << 10
 )
@@ -62,6 +64,10 @@ type MeasuredConfig struct {
 	// agent serves a model disk only when its verity tree has exactly
 	// this root; it is required when a model disk is attached.
 	ModelRoot string `json:"model_root,omitempty"`
+	// GPUs is the number of NVIDIA GPUs the agent must attest before it
+	// serves (0: a CPU worker). The agent fails closed when it finds a
+	// different number or any of them does not verify.
+	GPUs int `json:"gpus,omitempty"`
 	// Debug asks the agent for verbose logs; it is measured so a proxy can
 	// refuse debug workers.
 	Debug bool `json:"debug,omitempty"`
@@ -93,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Measured.OwnerAddress) > 128 || len(c.Measured.Model) > 128 {
 		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
+	}
+	if c.Measured.GPUs < 0 || c.Measured.GPUs > MaxGPUs {
+		return fmt.Errorf("config: measured.gpus %d must be 0..%d", c.Measured.GPUs, MaxGPUs)
 	}
 	net, err := payment.ParseNetwork(c.Measured.TONNetwork)
 	if err != nil {

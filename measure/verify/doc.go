@@ -8,9 +8,11 @@
 // "insecure-dev". TDX evidence is accepted only when the policy carries
 // quote settings (measure/quote: signature, PCK chain, collateral, TCB
 // status, TD attributes) and an image allowlist built from signed
-// manifests (measure/manifest), and the quote's RTMR3 equals the replayed
-// event log. `chrysalis verify --policy tdx` builds such a policy from
-// --manifest, --pub and --collateral/--pccs.
+// manifests (measure/manifest, AllowManifest) and/or the account data of
+// the on-chain registry contract (measure/registry, AllowRegistry), and
+// the quote's RTMR3 equals the replayed event log. `chrysalis verify
+// --policy tdx` builds such a policy from --manifest and --pub,
+// --registry-state and --registry, and --collateral/--pccs.
 //
 // Every rejection is an *Error with a Reason saying which check failed.
 // Cache memoises successful verifications by certificate hash until the

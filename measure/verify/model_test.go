@@ -36,7 +36,7 @@ func TestModelEventPolicy(t *testing.T) {
 		{"model after ready", []event.Entry{conf, model, ready, model}, "follows the ready event"},
 		{"model without a configured root", []event.Entry{ev(event.NameConfig, guest.MeasuredConfig{Instance: "w", Model: "tiny"}), model}, "not the model the measured config names"},
 	} {
-		_, err := judgeEvents(tc.evs, pol)
+		_, _, err := judgeEvents(tc.evs, pol)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
 		}
@@ -76,7 +76,7 @@ func TestPayoutEventPolicy(t *testing.T) {
 		{"twice", []event.Entry{conf, payout, payout, ready}, "once"},
 		{"without owner", []event.Entry{ev(event.NameConfig, guest.MeasuredConfig{Instance: "w"}), payout, ready}, "without an owner address"},
 	} {
-		_, err := judgeEvents(tc.evs, pol)
+		_, _, err := judgeEvents(tc.evs, pol)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
 		}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,10 +15,12 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	"github.com/chrysalis-cc/chrysalis/measure/gpu"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/quote"
+	"github.com/chrysalis-cc/chrysalis/measure/registry"
 )
 
 // Policy says which evidence is acceptable.
@@ -34,10 +37,44 @@ type Policy struct {
 	// Quote is how TDX quotes are verified (roots, collateral, TCB status,
 	// TD attribute and config-ID expectations). Nil rejects TDX evidence.
 	Quote *quote.Policy
+	// GPU is how NVIDIA GPU evidence is verified (pinned roots, RIM
+	// store, OCSP policy). Nil rejects workers that attest GPUs.
+	GPU *gpu.Policy
 	// Images is the allowlist of image hashes (ARCHITECTURE decision 3),
 	// each with a label naming the release and shape it came from. Build
-	// it from signed manifests with AllowManifest.
+	// it from signed manifests with AllowManifest and from registry
+	// contract states with AllowRegistry.
 	Images map[manifest.Hash]string
+}
+
+// AllowRegistry adds every image hash listed in the decoded account data
+// of a registry contract (measure/registry) to the image allowlist,
+// labelled with contract, the address the state was read from, and the
+// state's seqno. The state is trusted as given: the caller decides where
+// it came from (a liteserver answer with proofs, a file an operator
+// dumped). A hash already listed keeps its label with the registry's
+// appended. It returns how many hashes the state listed.
+func (p *Policy) AllowRegistry(st *registry.State, contract string) (int, error) {
+	if st == nil {
+		return 0, errors.New("allowlist: no registry state")
+	}
+	if contract == "" {
+		return 0, errors.New("allowlist: a registry state must name the contract address it was read from")
+	}
+	if p.Images == nil {
+		p.Images = map[manifest.Hash]string{}
+	}
+	label := fmt.Sprintf("registry %s, seqno %d", contract, st.Seqno)
+	hashes := st.ImageHashes()
+	for _, h := range hashes {
+		switch prev, ok := p.Images[h]; {
+		case !ok:
+			p.Images[h] = label
+		case !strings.Contains(prev, label):
+			p.Images[h] = prev + "; " + label
+		}
+	}
+	return len(hashes), nil
 }
 
 // AllowManifest adds every shape of a verified, signed manifest to the
@@ -91,6 +128,8 @@ type Result struct {
 	Bundle *evidence.Bundle
 	// PeerSPKI is the DER SubjectPublicKeyInfo the bundle is bound to.
 	PeerSPKI []byte
+	// GPU holds each verified GPU's claims (NVIDIA's claim names).
+	GPU []*gpu.Claims
 }
 
 // Options tune a single verification.
@@ -196,9 +235,13 @@ func bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 		measurements["image hash"] = img.String() + " (" + label + ")"
 		measurements["TCB status"] = q.TCBStatus
 	}
-	cfg, err := judgeEvents(b.EventLog.Events, pol)
+	cfg, gpuEvent, err := judgeEvents(b.EventLog.Events, pol)
 	if err != nil {
 		return nil, reject(ReasonEventPolicy, err)
+	}
+	gpus, err := checkGPU(context.Background(), b, cfg, gpuEvent, pol)
+	if err != nil {
+		return nil, reject(ReasonGPU, err)
 	}
 	if b.Claims.Instance != cfg.Instance || b.Claims.Model != cfg.Model || b.Claims.OwnerAddress != cfg.OwnerAddress {
 		return nil, reject(ReasonEventPolicy, errors.New("claims (instance, model, owner_address) differ from the measured config event"))
@@ -215,6 +258,7 @@ func bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 		Measurements: measurements,
 		Bundle:       b,
 		PeerSPKI:     spki,
+		GPU:          gpus,
 	}, nil
 }
 
@@ -236,79 +280,100 @@ func checkImage(q *quote.Quote, pol Policy) (manifest.Hash, string, error) {
 // judgeEvents applies the event policy: the first event is the config
 // (version 1, a valid measured config), every event is known, and nothing
 // follows "ready".
-func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, error) {
+func judgeEvents(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, *event.GPUPayload, error) {
+	cfg, g, err := judgeEventList(evs, pol)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.GPUs > 0 && g == nil {
+		return nil, nil, fmt.Errorf("event log: the measured config expects %d GPUs but there is no gpu event", cfg.GPUs)
+	}
+	return cfg, g, nil
+}
+
+func judgeEventList(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, *event.GPUPayload, error) {
 	if len(evs) == 0 || evs[0].Name != event.NameConfig {
-		return nil, errors.New("event log: the first event must be the measured config")
+		return nil, nil, errors.New("event log: the first event must be the measured config")
 	}
 	var cfg *guest.MeasuredConfig
+	var gpuEv *event.GPUPayload
 	ready, model, payout := false, false, false
 	for i, e := range evs {
 		if ready {
-			return nil, fmt.Errorf("event log: event %d (%s) follows the ready event", i, e.Name)
+			return nil, nil, fmt.Errorf("event log: event %d (%s) follows the ready event", i, e.Name)
 		}
 		switch {
 		case e.Name == event.NameConfig && e.Version == 1:
 			if i != 0 {
-				return nil, fmt.Errorf("event log: config event repeated at %d", i)
+				return nil, nil, fmt.Errorf("event log: config event repeated at %d", i)
 			}
 			dec := json.NewDecoder(bytes.NewReader(e.Payload))
 			dec.DisallowUnknownFields()
 			var c guest.MeasuredConfig
 			if err := dec.Decode(&c); err != nil {
-				return nil, fmt.Errorf("event log: config payload: %w", err)
+				return nil, nil, fmt.Errorf("event log: config payload: %w", err)
 			}
 			full := guest.Config{Version: 1, Measured: c, Network: guest.DevNetwork}
 			if err := full.Validate(); err != nil {
-				return nil, fmt.Errorf("event log: %w", err)
+				return nil, nil, fmt.Errorf("event log: %w", err)
 			}
 			if c.Debug && !pol.AllowDebugConfig {
-				return nil, fmt.Errorf("event log: the measured config enables debug; policy %q refuses debug workers", pol.Name)
+				return nil, nil, fmt.Errorf("event log: the measured config enables debug; policy %q refuses debug workers", pol.Name)
 			}
 			if pol.Instance != "" && c.Instance != pol.Instance {
-				return nil, fmt.Errorf("event log: instance %q is not the expected %q", c.Instance, pol.Instance)
+				return nil, nil, fmt.Errorf("event log: instance %q is not the expected %q", c.Instance, pol.Instance)
 			}
 			cfg = &c
 		case e.Name == event.NameModel && e.Version == 1:
 			if cfg == nil {
-				return nil, fmt.Errorf("event log: model event %d precedes the config", i)
+				return nil, nil, fmt.Errorf("event log: model event %d precedes the config", i)
 			}
 			if model {
-				return nil, fmt.Errorf("event log: second model event at %d", i)
+				return nil, nil, fmt.Errorf("event log: second model event at %d", i)
 			}
 			model = true
 			dec := json.NewDecoder(bytes.NewReader(e.Payload))
 			dec.DisallowUnknownFields()
 			var m event.ModelPayload
 			if err := dec.Decode(&m); err != nil {
-				return nil, fmt.Errorf("event log: model payload: %w", err)
+				return nil, nil, fmt.Errorf("event log: model payload: %w", err)
 			}
 			if m.Name != cfg.Model || m.RootHash != cfg.ModelRoot || m.RootHash == "" {
-				return nil, fmt.Errorf("event log: the model event (%s, root %s) is not the model the measured config names (%s, root %s)", m.Name, m.RootHash, cfg.Model, cfg.ModelRoot)
+				return nil, nil, fmt.Errorf("event log: the model event (%s, root %s) is not the model the measured config names (%s, root %s)", m.Name, m.RootHash, cfg.Model, cfg.ModelRoot)
 			}
 		case e.Name == event.NamePayout && e.Version == 1:
 			if cfg == nil || payout {
-				return nil, fmt.Errorf("event log: payout event %d must follow the config, once", i)
+				return nil, nil, fmt.Errorf("event log: payout event %d must follow the config, once", i)
 			}
 			payout = true
 			if err := checkPayout(e.Payload, cfg); err != nil {
-				return nil, fmt.Errorf("event log: %w", err)
+				return nil, nil, fmt.Errorf("event log: %w", err)
 			}
+		case e.Name == event.NameGPU && e.Version == 1:
+			if cfg == nil || gpuEv != nil {
+				return nil, nil, fmt.Errorf("event log: gpu event %d must follow the config, once", i)
+			}
+			g, err := checkGPUEvent(e.Payload, cfg)
+			if err != nil {
+				return nil, nil, fmt.Errorf("event log: %w", err)
+			}
+			gpuEv = g
 		case e.Name == event.NameReady && e.Version == 1:
 			if !bytes.Equal(e.Payload, []byte("{}")) {
-				return nil, errors.New("event log: ready event payload must be {}")
+				return nil, nil, errors.New("event log: ready event payload must be {}")
 			}
 			if cfg != nil && cfg.OwnerAddress != "" && !payout {
-				return nil, fmt.Errorf("event log: the measured config names owner %s but no payout event precedes ready", cfg.OwnerAddress)
+				return nil, nil, fmt.Errorf("event log: the measured config names owner %s but no payout event precedes ready", cfg.OwnerAddress)
 			}
 			if cfg != nil && cfg.ModelRoot != "" && !model {
-				return nil, fmt.Errorf("event log: the measured config names model %s (root %s) but no model event precedes ready", cfg.Model, cfg.ModelRoot)
+				return nil, nil, fmt.Errorf("event log: the measured config names model %s (root %s) but no model event precedes ready", cfg.Model, cfg.ModelRoot)
 			}
 			ready = true
 		default:
-			return nil, fmt.Errorf("event log: event %d %s v%d is not known to this verifier", i, e.Name, e.Version)
+			return nil, nil, fmt.Errorf("event log: event %d %s v%d is not known to this verifier", i, e.Name, e.Version)
 		}
 	}
-	return cfg, nil
+	return cfg, gpuEv, nil
 }
 
 // checkPayout requires the payout event to be exactly the normalised form

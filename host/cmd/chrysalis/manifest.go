@@ -106,75 +106,15 @@ func manifestKeygen(args []string, stdout, stderr io.Writer) error {
 
 func manifestBuild(args []string, stdout, stderr io.Writer) error {
 	fs := mfFlagSet("build", stderr)
-	relDir := fs.String("release", "release", "release `directory`")
-	shapeList := fs.String("shape", "", "comma-separated VM shape `names` (built-in, or from --shape-file)")
-	shapeFile := fs.String("shape-file", "", "shape `file` to take the shapes from instead of the built-in catalog")
+	src := mfSourceFlags(fs)
 	out := fs.String("out", "", "manifest `file` to write (canonical JSON)")
-	var rtmr0 repeated
-	fs.Var(&rtmr0, "rtmr0", "`NAME=HEX`: use this RTMR0 for shape NAME (96 hex digits, e.g. captured on the target host with its QEMU) instead of computing it with the local QEMU; repeat per shape")
 	if err := mfParseFlags(fs, args, 0); err != nil {
 		return mfHelpOK(err)
 	}
-	if *out == "" || *shapeList == "" {
+	if *out == "" || src.shapes == "" {
 		return errors.New("build: --shape and --out are required")
 	}
-	shapes, err := lookupShapes(*shapeFile, *shapeList)
-	if err != nil {
-		return err
-	}
-	given := map[string]tdxmr.Digest{}
-	for _, kv := range rtmr0 {
-		name, hexv, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("--rtmr0 %q: want NAME=HEX", kv)
-		}
-		d, err := tdxmr.ParseDigest(hexv)
-		if err != nil {
-			return fmt.Errorf("--rtmr0 %s: %w", name, err)
-		}
-		if _, dup := given[name]; dup {
-			return fmt.Errorf("--rtmr0 %s given twice", name)
-		}
-		given[name] = d
-	}
-	for name := range given {
-		found := false
-		for _, s := range shapes {
-			found = found || s.Name == name
-		}
-		if !found {
-			return fmt.Errorf("--rtmr0 %s: no such shape in --shape", name)
-		}
-	}
-
-	rel, err := image.LoadRelease(*relDir)
-	if err != nil {
-		return err
-	}
-	files, err := mfReleaseFiles(rel)
-	if err != nil {
-		return err
-	}
-	qrel, err := qemu.ReleaseFromDir(*relDir)
-	if err != nil {
-		return err
-	}
-	r0 := func(s *shape.VMShape) (tdxmr.Digest, error) {
-		if d, ok := given[s.Name]; ok {
-			return d, nil
-		}
-		// Capture the ACPI tables of the shape's TDX argv with the local
-		// QEMU, as `chrysalis measure` does.
-		m, err := measureShape(context.Background(), *relDir, qrel, s)
-		if err != nil {
-			return tdxmr.Digest{}, fmt.Errorf("RTMR0 of shape %s: %w (or pass --rtmr0 %s=<96 hex digits> captured on the target host)", s.Name, err, s.Name)
-		}
-		for _, w := range m.Warnings {
-			fmt.Fprintf(stderr, "manifest build: shape %s: %s\n", s.Name, w)
-		}
-		return m.RTMR0.Value, nil
-	}
-	m, err := manifest.BuildWithRTMR0(mfRelease(rel), mfInputs(rel), files, shapes, r0)
+	m, err := src.build(stderr, "manifest build")
 	if err != nil {
 		return err
 	}
@@ -190,6 +130,84 @@ func manifestBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	return nil
+}
+
+// mfSource is where a manifest is built from: the flags `manifest build`
+// and `publish` share.
+type mfSource struct {
+	release, shapes, shapeFile string
+	rtmr0                      repeated
+}
+
+func mfSourceFlags(fs *flag.FlagSet) *mfSource {
+	s := &mfSource{}
+	fs.StringVar(&s.release, "release", "release", "release `directory`")
+	fs.StringVar(&s.shapes, "shape", "", "comma-separated VM shape `names` (built-in, or from --shape-file)")
+	fs.StringVar(&s.shapeFile, "shape-file", "", "shape `file` to take the shapes from instead of the built-in catalog")
+	fs.Var(&s.rtmr0, "rtmr0", "`NAME=HEX`: use this RTMR0 for shape NAME (96 hex digits, e.g. captured on the target host with its QEMU) instead of computing it with the local QEMU; repeat per shape")
+	return s
+}
+
+// build computes the manifest of the release for the shapes; warnings go
+// to stderr prefixed with who.
+func (src *mfSource) build(stderr io.Writer, who string) (*manifest.Manifest, error) {
+	shapes, err := lookupShapes(src.shapeFile, src.shapes)
+	if err != nil {
+		return nil, err
+	}
+	given := map[string]tdxmr.Digest{}
+	for _, kv := range src.rtmr0 {
+		name, hexv, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--rtmr0 %q: want NAME=HEX", kv)
+		}
+		d, err := tdxmr.ParseDigest(hexv)
+		if err != nil {
+			return nil, fmt.Errorf("--rtmr0 %s: %w", name, err)
+		}
+		if _, dup := given[name]; dup {
+			return nil, fmt.Errorf("--rtmr0 %s given twice", name)
+		}
+		given[name] = d
+	}
+	for name := range given {
+		found := false
+		for _, s := range shapes {
+			found = found || s.Name == name
+		}
+		if !found {
+			return nil, fmt.Errorf("--rtmr0 %s: no such shape in --shape", name)
+		}
+	}
+
+	rel, err := image.LoadRelease(src.release)
+	if err != nil {
+		return nil, err
+	}
+	files, err := mfReleaseFiles(rel)
+	if err != nil {
+		return nil, err
+	}
+	qrel, err := qemu.ReleaseFromDir(src.release)
+	if err != nil {
+		return nil, err
+	}
+	r0 := func(s *shape.VMShape) (tdxmr.Digest, error) {
+		if d, ok := given[s.Name]; ok {
+			return d, nil
+		}
+		// Capture the ACPI tables of the shape's TDX argv with the local
+		// QEMU, as `chrysalis measure` does.
+		m, err := measureShape(context.Background(), src.release, qrel, s)
+		if err != nil {
+			return tdxmr.Digest{}, fmt.Errorf("RTMR0 of shape %s: %w (or pass --rtmr0 %s=<96 hex digits> captured on the target host)", s.Name, err, s.Name)
+		}
+		for _, w := range m.Warnings {
+			fmt.Fprintf(stderr, "%s: shape %s: %s\n", who, s.Name, w)
+		}
+		return m.RTMR0.Value, nil
+	}
+	return manifest.BuildWithRTMR0(mfRelease(rel), mfInputs(rel), files, shapes, r0)
 }
 
 // mfReleaseFiles reads what the registers depend on from a loaded (and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/measure/event"
@@ -20,6 +22,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
 	"github.com/chrysalis-cc/chrysalis/measure/quote"
+	"github.com/chrysalis-cc/chrysalis/measure/registry"
 	"github.com/chrysalis-cc/chrysalis/measure/verify"
 )
 
@@ -46,10 +49,12 @@ type verifyReport struct {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	policy := fs.String("policy", "", "verification policy by name (required): insecure-dev, or tdx (with --manifest and --pub)")
+	policy := fs.String("policy", "", "verification policy by name (required): insecure-dev, or tdx (with --manifest and --pub, and/or --registry-state and --registry)")
 	var manifests, pubs repeated
 	fs.Var(&manifests, "manifest", "tdx: a DSSE-signed release manifest `file` whose image hashes are allowed (repeatable)")
 	fs.Var(&pubs, "pub", "tdx: a pinned manifest signer public key `file` (repeatable)")
+	regState := fs.String("registry-state", "", "tdx: also allow the image hashes of this registry contract's account data `file` (BOC, or its hex or base64 text)")
+	regAddr := fs.String("registry", "", "tdx: the registry contract `address` --registry-state was read from (required with it)")
 	collateral := fs.String("collateral", "", "tdx: offline collateral cache `directory` (TCB info, QE identity, CRLs)")
 	pccs := fs.String("pccs", "", "tdx: PCCS/PCS base `URL` to fetch collateral from (instead of --collateral)")
 	var tcb repeated
@@ -80,7 +85,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var pol verify.Policy
 	if *policy == "tdx" {
-		pol, err = tdxPolicy(manifests, pubs, *collateral, *pccs, tcb)
+		pol, err = tdxPolicy(manifests, pubs, *regState, *regAddr, *collateral, *pccs, tcb)
 	} else {
 		pol, err = verify.PolicyByName(*policy)
 	}
@@ -104,10 +109,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // tdxPolicy builds the tdx policy: quotes verified against Intel's roots
-// with collateral, and an image allowlist from signed manifests.
-func tdxPolicy(manifests, pubs []string, collateralDir, pccs string, tcb []string) (verify.Policy, error) {
-	if len(manifests) == 0 || len(pubs) == 0 {
-		return verify.Policy{}, errors.New("tdx needs at least one --manifest and one --pub (the allowlist is built only from signed manifests)")
+// with collateral, and an image allowlist from signed manifests and/or a
+// registry contract's state.
+func tdxPolicy(manifests, pubs []string, regState, regAddr, collateralDir, pccs string, tcb []string) (verify.Policy, error) {
+	if (len(manifests) == 0) != (len(pubs) == 0) || (regState == "") != (regAddr == "") || (len(manifests) == 0 && regState == "") {
+		return verify.Policy{}, errors.New("tdx needs an image allowlist: at least one --manifest with one --pub, and/or --registry-state with --registry")
 	}
 	qp := &quote.Policy{AllowedTCBStatuses: append([]string{"UpToDate"}, tcb...)}
 	switch {
@@ -142,7 +148,73 @@ func tdxPolicy(manifests, pubs []string, collateralDir, pccs string, tcb []strin
 			return verify.Policy{}, fmt.Errorf("--manifest %s: %w", m, err)
 		}
 	}
+	if regState != "" {
+		if err := allowRegistryState(&pol, regState, regAddr); err != nil {
+			return verify.Policy{}, err
+		}
+	}
+	if len(pol.Images) == 0 {
+		return verify.Policy{}, errors.New("the image allowlist is empty: the manifests and the registry state list no image hashes")
+	}
 	return pol, nil
+}
+
+// allowRegistryState adds the image hashes of a registry account data file
+// to pol. The file is the account's data cell as a BOC — what a
+// liteserver's GetAccount returns as State.Data, e.g. saved by a future
+// `chrysalis registry dump --liteserver-config F --registry ADDR`, which
+// must check the account's code hash against registry.CodeHash() and the
+// state proof — or the same BOC as hex or base64 text.
+func allowRegistryState(pol *verify.Policy, path, addr string) error {
+	a, err := parseTONAddress("--registry", addr, false, true)
+	if err != nil {
+		return err
+	}
+	b, err := mfReadLimited(path, maxRegistryStateFile)
+	if err != nil {
+		return fmt.Errorf("--registry-state: %w", err)
+	}
+	st, err := decodeRegistryState(b)
+	if err != nil {
+		return fmt.Errorf("--registry-state %s: %w", path, err)
+	}
+	if _, err := pol.AllowRegistry(st, a.StringRaw()); err != nil {
+		return fmt.Errorf("--registry-state %s: %w", path, err)
+	}
+	return nil
+}
+
+// maxRegistryStateFile bounds a registry state file: MaxEntries 64-bit
+// entries in each of two dictionaries, with forks, is well under 16 MiB,
+// twice that as text.
+const maxRegistryStateFile = 32 << 20
+
+// bocMagic starts every serialized bag of cells.
+var bocMagic = []byte{0xb5, 0xee, 0x9c, 0x72}
+
+// decodeRegistryState decodes registry account data given as a BOC, or as
+// the BOC's hex or base64 (standard or URL alphabet, padded or not) text.
+func decodeRegistryState(b []byte) (*registry.State, error) {
+	if !bytes.HasPrefix(b, bocMagic) {
+		text := strings.TrimSpace(string(b))
+		var err error
+		switch {
+		case text == "":
+			return nil, errors.New("empty file")
+		case strings.HasPrefix(strings.ToLower(text), "b5ee9c72"):
+			b, err = hex.DecodeString(text)
+		default:
+			text = strings.TrimRight(strings.NewReplacer("-", "+", "_", "/").Replace(text), "=")
+			b, err = base64.RawStdEncoding.DecodeString(text)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("neither a BOC nor its hex or base64 text: %v", err)
+		}
+		if !bytes.HasPrefix(b, bocMagic) {
+			return nil, errors.New("the decoded text is not a BOC (no b5ee9c72 magic)")
+		}
+	}
+	return registry.ParseDataBOC(b)
 }
 
 func verifyEndpoint(ctx context.Context, u *url.URL, pol verify.Policy) (*verifyReport, error) {
