@@ -16,12 +16,16 @@ type NVML struct {
 
 // NewNVML loads the library (libPath "" = the default soname) and
 // initialises it.
-func NewNVML(libPath string) (*NVML, error) {
+func NewNVML(libPath string) (Collector, error) {
 	var opts []nvml.LibraryOption
 	if libPath != "" {
 		opts = append(opts, nvml.WithLibraryPath(libPath))
 	}
-	return newNVML(nvml.New(opts...))
+	n, err := newNVML(nvml.New(opts...))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // newNVML initialises lib; tests pass go-nvml's mock here.

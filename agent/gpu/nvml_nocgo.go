@@ -2,8 +2,5 @@
 
 package gpu
 
-// NVML is unavailable in a binary built without cgo.
-type NVML struct{}
-
 // NewNVML fails with ErrNoNVML: this binary was built without cgo.
-func NewNVML(string) (*NVML, error) { return nil, ErrNoNVML }
+func NewNVML(string) (Collector, error) { return nil, ErrNoNVML }

@@ -2,16 +2,20 @@ package ratls
 
 import (
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/agent/attest"
 	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
+	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	mgpu "github.com/chrysalis-cc/chrysalis/measure/gpu"
 )
 
 // Identity is the guest's current RA-TLS key and certificate.
@@ -22,6 +26,8 @@ type Identity struct {
 	name     string
 	now      func() time.Time
 
+	gpu GPUSource
+
 	mu     sync.Mutex
 	key    *ecdsa.PrivateKey
 	spki   []byte
@@ -29,13 +35,27 @@ type Identity struct {
 	issued time.Time
 }
 
+// GPUSource collects fresh GPU evidence whose reports carry nonce (see
+// measure/gpu.Nonce: it binds the TLS key and the verifier's challenge).
+type GPUSource func(nonce [32]byte) ([]mgpu.Evidence, error)
+
+// Option configures an Identity.
+type Option func(*Identity)
+
+// WithGPU makes every bundle carry fresh evidence of the worker's GPUs,
+// bound to the bundle's TLS key and nonce and listed in its claims.
+func WithGPU(src GPUSource) Option { return func(id *Identity) { id.gpu = src } }
+
 // New makes an identity and issues its first certificate.
 // base carries the config-derived claims (instance, model, owner address).
-func New(issuer attest.Issuer, rec *rtmr.Recorder, base evidence.Claims, serverName string, now func() time.Time) (*Identity, error) {
+func New(issuer attest.Issuer, rec *rtmr.Recorder, base evidence.Claims, serverName string, now func() time.Time, opts ...Option) (*Identity, error) {
 	if now == nil {
 		now = time.Now
 	}
 	id := &Identity{issuer: issuer, recorder: rec, base: base, name: serverName, now: now}
+	for _, o := range opts {
+		o(id)
+	}
 	if err := id.rotate(); err != nil {
 		return nil, err
 	}
@@ -76,6 +96,26 @@ func (id *Identity) bundle(spki []byte, t time.Time, nonce string) ([]byte, erro
 	c.TLSKeySHA256 = evidence.SPKIHash(spki)
 	c.IssuedAt = t.Unix()
 	c.Nonce = nonce
+	var gpus []json.RawMessage
+	if id.gpu != nil {
+		challenge, err := hex.DecodeString(nonce)
+		if err != nil {
+			return nil, err
+		}
+		evs, err := id.gpu(mgpu.Nonce(sha256.Sum256(spki), challenge))
+		if err != nil {
+			return nil, fmt.Errorf("ra-tls: gpu evidence: %w", err)
+		}
+		for i := range evs {
+			b, err := canon.Marshal(&evs[i])
+			if err != nil {
+				return nil, err
+			}
+			d := evs[i].Digest()
+			gpus = append(gpus, b)
+			c.GPU = append(c.GPU, hex.EncodeToString(d[:]))
+		}
+	}
 	rd, err := evidence.ReportData(spki, c)
 	if err != nil {
 		return nil, err
@@ -97,6 +137,7 @@ func (id *Identity) bundle(spki []byte, t time.Time, nonce string) ([]byte, erro
 		EventLog:    log,
 		RTMR3:       mr,
 		RTMR3Source: src,
+		GPU:         gpus,
 	}
 	return b.Encode()
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -25,12 +26,16 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/agent/attest"
 	"github.com/chrysalis-cc/chrysalis/agent/boot"
+	agpu "github.com/chrysalis-cc/chrysalis/agent/gpu"
 	"github.com/chrysalis-cc/chrysalis/agent/ratls"
 	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
 	"github.com/chrysalis-cc/chrysalis/agent/server"
 	"github.com/chrysalis-cc/chrysalis/agent/verity"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
+	mgpu "github.com/chrysalis-cc/chrysalis/measure/gpu"
+	"github.com/chrysalis-cc/chrysalis/measure/gpu/ocsp"
+	"github.com/chrysalis-cc/chrysalis/measure/gpu/rim"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/guest/configdisk"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
@@ -123,6 +128,68 @@ func openModel(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) error {
 	log.Info("model mounted", "model", m.Model, "root", m.ModelRoot, "device", dev.Path, "files", files, "bytes", size)
 	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String())
 	return nil
+}
+
+// GPU policy of the agent: RIMs bundled in the image first, then NVIDIA's
+// RIM service (cached in memory-backed /run after signature checks);
+// OCSP soft-fail (revocations fail, an unreachable responder is recorded).
+const (
+	bundledRIMs = "/etc/chrysalis/rims"
+	rimCache    = "/run/chrysalis/rims"
+	rimService  = "https://rim.attestation.nvidia.com"
+)
+
+// attestGPUs is the GPU gate: with GPUs in the measured config, attest
+// every one (agent/gpu.Boot: verified before the ready state is set),
+// record the gpu event, and return the RA-TLS option that puts fresh GPU
+// evidence in every bundle. Any failure stops the boot: the worker never
+// serves on unattested GPUs.
+func attestGPUs(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) ([]ratls.Option, error) {
+	want := cfg.Measured.GPUs
+	if want == 0 {
+		return nil, nil
+	}
+	col, err := agpu.NewNVML("")
+	if err != nil {
+		return nil, fmt.Errorf("gpu: the measured config expects %d GPUs: %w", want, err)
+	}
+	pol := mgpu.Policy{
+		RIMs: rim.Chain(rim.DirStore{Dir: bundledRIMs}, &rim.HTTPStore{
+			BaseURL: rimService, Client: &http.Client{Timeout: 10 * time.Second},
+			Cache: &rim.DirStore{Dir: rimCache}, Root: mgpu.CoRIMRoot(),
+		}),
+		OCSP: &ocsp.Checker{URL: ocsp.DefaultURL, Policy: ocsp.SoftFail, Timeout: ocsp.DefaultTimeout, Cache: ocsp.NewCache(ocsp.DefaultCacheTTL)},
+	}
+	var nonce [32]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	evs, claims, err := agpu.Boot(ctx, col, pol, nonce)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) != want {
+		col.SetReady(false)
+		return nil, fmt.Errorf("gpu: the measured config expects %d GPUs, the driver shows %d", want, len(evs))
+	}
+	payload := event.GPUPayload{Policy: pol.Doc().Hash()}
+	for i, e := range evs {
+		d := e.Digest()
+		payload.GPUs = append(payload.GPUs, event.GPUPayloadEntry{UUID: e.UUID, DriverVersion: e.DriverVersion, VBIOSVersion: e.VBIOSVersion, Evidence: hex.EncodeToString(d[:])})
+		log.Info("gpu attested", "uuid", e.UUID, "driver", e.DriverVersion, "vbios", e.VBIOSVersion, "hwmodel", claims[i].HWModel, "rim_chains_not_after", claims[i].RIMChainsNotAfter)
+	}
+	ev, err := event.New(event.NameGPU, 1, payload)
+	if err != nil {
+		return nil, err
+	}
+	d, err := rec.Record(ev)
+	if err != nil {
+		return nil, fmt.Errorf("measure gpu: %w", err)
+	}
+	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "gpus", len(evs))
+	return []ratls.Option{ratls.WithGPU(func(n [32]byte) ([]mgpu.Evidence, error) { return agpu.Collect(col, n) })}, nil
 }
 
 // recordPayout measures where this worker's earnings go: the owner address
@@ -240,6 +307,11 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 	}
 	log.Info("network", "link", ifname, "address", cfg.Network.Address, "gateway", cfg.Network.Gateway)
 
+	gpuSrc, err := attestGPUs(log, cfg, rec)
+	if err != nil {
+		return err
+	}
+
 	ready, _ := event.New(event.NameReady, 1, struct{}{})
 	if d, err = rec.Record(ready); err != nil {
 		return fmt.Errorf("measure ready: %w", err)
@@ -250,7 +322,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		Instance:     cfg.Measured.Instance,
 		Model:        cfg.Measured.Model,
 		OwnerAddress: cfg.Measured.OwnerAddress,
-	}, cfg.Measured.Instance, nil)
+	}, cfg.Measured.Instance, nil, gpuSrc...)
 	if err != nil {
 		return fmt.Errorf("ra-tls identity: %w", err)
 	}
