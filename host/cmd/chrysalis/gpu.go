@@ -60,27 +60,27 @@ func gpuVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return mfHelpOK(err)
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("gpu verify: unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("verify: unexpected argument %q", fs.Arg(0))
 	}
 	if *reportF == "" || *chainF == "" || *nonceH == "" {
-		return errors.New("gpu verify: --report, --chain and --nonce are required")
+		return errors.New("verify: --report, --chain and --nonce are required")
 	}
 	if *rims == "" && *service == "" {
-		return errors.New("gpu verify: give --rims DIR and/or --rim-service URL: measurements cannot be judged without RIMs")
+		return errors.New("verify: give --rims DIR and/or --rim-service URL: measurements cannot be judged without RIMs")
 	}
 	n, err := hex.DecodeString(*nonceH)
 	if err != nil || len(n) != 32 {
-		return fmt.Errorf("gpu verify: --nonce %q must be 64 hex characters (32 bytes)", *nonceH)
+		return fmt.Errorf("verify: --nonce %q must be 64 hex characters (32 bytes)", *nonceH)
 	}
 	when := time.Now()
 	if *at != "" {
 		if when, err = time.Parse(time.RFC3339, *at); err != nil {
-			return fmt.Errorf("gpu verify: --at %q: %v", *at, err)
+			return fmt.Errorf("verify: --at %q: %v", *at, err)
 		}
 	}
 	op, err := ocsp.ParsePolicy(*pol)
 	if err != nil {
-		return fmt.Errorf("gpu verify: --policy: %w", err)
+		return fmt.Errorf("verify: --policy: %w", err)
 	}
 	report, err := readReportFile(*reportF)
 	if err != nil {
@@ -88,26 +88,26 @@ func gpuVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	chain, err := mfReadLimited(*chainF, mgpu.MaxChainPEMSize)
 	if err != nil {
-		return fmt.Errorf("gpu verify: --chain: %w", err)
+		return fmt.Errorf("verify: --chain: %w", err)
 	}
 	r, err := mgpu.ParseReport(report)
 	if err != nil {
-		return fmt.Errorf("gpu verify: %s: %w", *reportF, err)
+		return fmt.Errorf("verify: %s: %w", *reportF, err)
 	}
 	if *driver == "" {
 		if *driver, err = r.DriverVersion(); err != nil {
-			return fmt.Errorf("gpu verify: %s: %w", *reportF, err)
+			return fmt.Errorf("verify: %s: %w", *reportF, err)
 		}
 	}
 	if *vbios == "" {
 		if *vbios, err = r.VBIOSVersion(); err != nil {
-			return fmt.Errorf("gpu verify: %s: %w", *reportF, err)
+			return fmt.Errorf("verify: %s: %w", *reportF, err)
 		}
 	}
 	var stores []rim.Store
 	if *rims != "" {
 		if fi, err := os.Stat(*rims); err != nil || !fi.IsDir() {
-			return fmt.Errorf("gpu verify: --rims %s is not a directory", *rims)
+			return fmt.Errorf("verify: --rims %s is not a directory", *rims)
 		}
 		stores = append(stores, rim.DirStore{Dir: *rims})
 	}
@@ -137,7 +137,7 @@ func gpuVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		printGPUClaims(stdout, claims)
 	}
 	if verr != nil {
-		return fmt.Errorf("gpu verify: %w", verr)
+		return fmt.Errorf("verify: %w", verr)
 	}
 	return nil
 }
@@ -147,14 +147,14 @@ func gpuVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func readReportFile(path string) ([]byte, error) {
 	b, err := mfReadLimited(path, 4*mgpu.MaxReportSize)
 	if err != nil {
-		return nil, fmt.Errorf("gpu verify: --report: %w", err)
+		return nil, fmt.Errorf("verify: --report: %w", err)
 	}
 	if len(b) > 0 && b[0] == mgpu.SPDMVersion {
 		return b, nil
 	}
 	r, err := mgpu.DecodeHex(bytes.TrimSpace(b))
 	if err != nil {
-		return nil, fmt.Errorf("gpu verify: %s: neither a raw SPDM report nor hex text: %w", path, err)
+		return nil, fmt.Errorf("verify: %s: neither a raw SPDM report nor hex text: %w", path, err)
 	}
 	return r, nil
 }
