@@ -1,0 +1,16 @@
+// Package payout is the worker's payout state machine: the durable Ledger
+// (built on the journal package: append-only, fsynced, hash-chained) that
+// holds the channel configuration, the highest proxy-signed payment state
+// accepted, B's last commit seqno, the cumulative amount confirmed paid to
+// the owner on chain and every settlement intent with its exact signed
+// external message; and the Settler, the single writer that turns what is
+// due into a cooperative commit on the payment channel, sent from the
+// worker's V5R1 gas wallet, and reconciles it with the chain after any
+// crash. Amounts are nanoTON everywhere, and every amount derives from
+// cumulative totals, never from counters kept in memory.
+//
+// The chain is behind the Chain interface (liteclient.go implements it on
+// tonutils-go's API client); the proxy's co-signature is behind CoSigner;
+// keys come from a KeyProvider. payouttest runs the same contracts in
+// tonutils-go's TVM emulator for the tests.
+package payout
