@@ -28,8 +28,8 @@
 // get-methods return.
 //
 // The tests run the real compiled code in tonutils-go's TVM emulator
-// (package tvm) with full transactions against a mainnet configuration
-// (testdata/blockchain_config_mainnet.boc): deploy, add, remove, get-method
+// (package tvm) with full transactions against the mainnet configuration,
+// through the shared harness measure/tonemu: deploy, add, remove, get-method
 // answers, refusal of other senders and of malformed bodies, and a
 // governance change.
 package registry

@@ -10,24 +10,16 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/chrysalis-cc/chrysalis/agent/payout"
 	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/payment/channel"
+	"github.com/chrysalis-cc/chrysalis/measure/tonemu"
 	"github.com/xssnick/tonutils-go/address"
 	"github.com/xssnick/tonutils-go/tlb"
-	"github.com/xssnick/tonutils-go/tvm"
 	"github.com/xssnick/tonutils-go/tvm/cell"
 )
-
-// MainnetConfigPath is the mainnet blockchain configuration the channel
-// package keeps in its testdata (found relative to this source file).
-func MainnetConfigPath() string {
-	_, f, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(f), "..", "..", "..", "measure", "payment", "channel", "testdata", "blockchain_config_mainnet.boc")
-}
 
 // Tx is one executed transaction.
 type Tx struct {
@@ -40,12 +32,12 @@ type Tx struct {
 	Value string `json:"value,omitempty"`
 }
 
+// state is what the chain file holds: the emulator's snapshot (time,
+// logical time, accounts) and the payout-test bookkeeping around it.
 type state struct {
-	Now      uint32            `json:"now"`
-	LT       uint64            `json:"lt"`
-	Accounts map[string]string `json:"accounts"`
-	Queue    []string          `json:"queue"`
-	Txs      []Tx              `json:"txs"`
+	tonemu.Snapshot
+	Queue []string `json:"queue"`
+	Txs   []Tx     `json:"txs"`
 	// Dropped counts externals the wallet did not accept.
 	Dropped int `json:"dropped"`
 }
@@ -53,8 +45,7 @@ type state struct {
 // Chain is the emulated chain. It implements payout.Chain.
 type Chain struct {
 	path string
-	vm   *tvm.TVM
-	cfg  *tvm.PreparedBlockchainConfig
+	emu  *tonemu.Chain
 	st   state
 	// Hook is called before every chain call (crash tests).
 	Hook payout.Hook
@@ -62,23 +53,13 @@ type Chain struct {
 
 // Open opens the chain stored in dir (creating an empty one at time now).
 func Open(dir string, now uint32) (*Chain, error) {
-	raw, err := os.ReadFile(MainnetConfigPath())
-	if err != nil {
-		return nil, fmt.Errorf("emulated chain: %w", err)
-	}
-	root, err := cell.FromBOC(raw)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := tvm.PrepareBlockchainConfig(root)
-	if err != nil {
-		return nil, err
-	}
-	c := &Chain{path: filepath.Join(dir, "chain.json"), vm: tvm.NewTVM(), cfg: cfg, Hook: func(string) {}}
+	c := &Chain{path: filepath.Join(dir, "chain.json"), Hook: func(string) {}}
 	b, err := os.ReadFile(c.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		c.st = state{Now: now, LT: 50_000_000_000_000, Accounts: map[string]string{}}
+		if c.emu, err = tonemu.New(now, 50_000_000_000_000); err != nil {
+			return nil, fmt.Errorf("emulated chain: %w", err)
+		}
 		return c, c.save()
 	case err != nil:
 		return nil, err
@@ -86,10 +67,14 @@ func Open(dir string, now uint32) (*Chain, error) {
 	if err := json.Unmarshal(b, &c.st); err != nil {
 		return nil, fmt.Errorf("emulated chain %s: %w", c.path, err)
 	}
+	if c.emu, err = tonemu.Restore(c.st.Snapshot); err != nil {
+		return nil, fmt.Errorf("emulated chain %s: %w", c.path, err)
+	}
 	return c, nil
 }
 
 func (c *Chain) save() error {
+	c.st.Snapshot = c.emu.Snapshot()
 	b, err := json.Marshal(c.st)
 	if err != nil {
 		return err
@@ -97,32 +82,9 @@ func (c *Chain) save() error {
 	return atomicfile.WriteFile(c.path, b, 0o600)
 }
 
-func (c *Chain) account(a *address.Address) (*tvm.PreparedAccount, error) {
-	s, ok := c.st.Accounts[payment.RawAddress(a)]
-	if !ok {
-		return tvm.PrepareAccount(&tlb.ShardAccount{
-			Account:       cell.BeginCell().MustStoreBoolBit(false).EndCell(),
-			LastTransHash: make([]byte, 32),
-		}, a)
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, err
-	}
-	sc, err := cell.FromBOC(b)
-	if err != nil {
-		return nil, err
-	}
-	var sa tlb.ShardAccount
-	if err := tlb.LoadFromCell(&sa, sc.MustBeginParse()); err != nil {
-		return nil, fmt.Errorf("account %s: %w", a.StringRaw(), err)
-	}
-	return tvm.PrepareAccount(&sa, a)
-}
-
 // State returns an account's state (nil-status accounts included).
 func (c *Chain) State(a *address.Address) (*tlb.AccountState, error) {
-	acc, err := c.account(a)
+	acc, err := c.emu.Account(a)
 	if err != nil {
 		return nil, err
 	}
@@ -132,20 +94,8 @@ func (c *Chain) State(a *address.Address) (*tlb.AccountState, error) {
 // execute runs one message on its destination; it returns the out
 // messages, or nil if an external was not accepted.
 func (c *Chain) execute(msgCell *cell.Cell, dst *address.Address, external bool, value *big.Int) ([]*cell.Cell, error) {
-	acc, err := c.account(dst)
-	if err != nil {
-		return nil, err
-	}
-	pm, err := tvm.PrepareMessage(msgCell)
-	if err != nil {
-		return nil, err
-	}
-	block, err := c.cfg.NewBlockContext(tvm.BlockOptions{Now: c.st.Now, RandSeed: make([]byte, 32)})
-	if err != nil {
-		return nil, err
-	}
-	c.st.LT += 1_000
-	res, err := c.vm.EmulateTransaction(block, acc, pm, tvm.TransactionOptions{LogicalTime: int64(c.st.LT)})
+	c.emu.SetLT(c.emu.LT() + 1_000)
+	res, err := c.emu.Execute(dst, nil, msgCell, c.emu.LT())
 	if err != nil || (external && !res.Accepted) {
 		if external {
 			c.st.Dropped++
@@ -153,23 +103,13 @@ func (c *Chain) execute(msgCell *cell.Cell, dst *address.Address, external bool,
 		}
 		return nil, fmt.Errorf("emulate message to %s: %w", dst.StringRaw(), err)
 	}
-	if res.EndLT > c.st.LT {
-		c.st.LT = res.EndLT
-	}
-	c.st.Accounts[payment.RawAddress(dst)] = base64.StdEncoding.EncodeToString(res.NextAccount.ShardAccountCell().ToBOC())
 	t := Tx{Account: payment.RawAddress(dst), InMsgHash: hex.EncodeToString(msgCell.Hash()),
-		BOC: base64.StdEncoding.EncodeToString(res.TransactionCell.ToBOC()), External: external}
+		BOC: base64.StdEncoding.EncodeToString(res.Cell.ToBOC()), External: external}
 	if value != nil {
 		t.Value = value.String()
 	}
 	c.st.Txs = append(c.st.Txs, t)
-	var out []*cell.Cell
-	for _, om := range res.OutMessages {
-		if om.Msg.AsInternal() != nil {
-			out = append(out, om.Cell)
-		}
-	}
-	return out, nil
+	return res.OutCells, nil
 }
 
 // run delivers internal messages until none are left.
@@ -195,9 +135,9 @@ func (c *Chain) run(queue []*cell.Cell) error {
 // emulation, e.g. the proxy's wallet or a faucet) and runs everything it
 // causes.
 func (c *Chain) Deliver(src, dst *address.Address, value *big.Int, bounce bool, body *cell.Cell, si *tlb.StateInit) error {
-	c.st.LT += 1_000
+	c.emu.SetLT(c.emu.LT() + 1_000)
 	m := &tlb.InternalMessage{IHRDisabled: true, Bounce: bounce, SrcAddr: src, DstAddr: dst,
-		Amount: tlb.FromNanoTON(value), CreatedLT: c.st.LT, CreatedAt: c.st.Now, StateInit: si, Body: body}
+		Amount: tlb.FromNanoTON(value), CreatedLT: c.emu.LT(), CreatedAt: c.emu.Now(), StateInit: si, Body: body}
 	if body == nil {
 		m.Body = cell.BeginCell().EndCell()
 	}
@@ -237,7 +177,7 @@ func (c *Chain) Tick(dt uint32) error {
 			return err
 		}
 	}
-	c.st.Now += dt
+	c.emu.SetNow(c.emu.Now() + dt)
 	return c.save()
 }
 
@@ -255,7 +195,7 @@ func (c *Chain) Dropped() int { return c.st.Dropped }
 // Now is the chain time.
 func (c *Chain) Now(context.Context) (uint32, error) {
 	c.Hook("emu-now")
-	return c.st.Now, nil
+	return c.emu.Now(), nil
 }
 
 // Wallet reads a v5r1 wallet.
@@ -336,7 +276,7 @@ var _ payout.Chain = (*Chain)(nil)
 
 // Advance moves chain time on without applying the queue.
 func (c *Chain) Advance(dt uint32) error {
-	c.st.Now += dt
+	c.emu.SetNow(c.emu.Now() + dt)
 	return c.save()
 }
 

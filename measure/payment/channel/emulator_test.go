@@ -2,7 +2,6 @@ package channel
 
 import (
 	"crypto/ed25519"
-	_ "embed"
 	"math/big"
 	"testing"
 
@@ -11,45 +10,47 @@ import (
 	"github.com/xssnick/tonutils-go/tvm"
 	"github.com/xssnick/tonutils-go/tvm/cell"
 	"github.com/xssnick/tonutils-go/tvm/tuple"
-)
 
-//go:embed testdata/blockchain_config_mainnet.boc
-var mainnetConfigBOC []byte
+	"github.com/chrysalis-cc/chrysalis/measure/tonemu"
+)
 
 func ton(s string) *big.Int { return tlb.MustFromTON(s).Nano() }
 
 // ledger runs one channel account through full transactions (storage,
-// credit, compute, action and bounce phases) of tonutils-go's TVM with the
+// credit, compute, action and bounce phases) on a tonemu chain with the
 // mainnet config, keeping the account between messages as a chain would.
+// It keeps its own clock and logical time: each message advances them.
 type ledger struct {
 	t    *testing.T
-	vm   *tvm.TVM
-	cfg  *tvm.PreparedBlockchainConfig
+	emu  *tonemu.Chain
 	addr *address.Address
-	acc  *tvm.PreparedAccount
 	now  uint32
 	lt   uint64
 }
 
 func newLedger(t *testing.T, addr *address.Address) *ledger {
 	t.Helper()
-	root, err := cell.FromBOC(mainnetConfigBOC)
+	l := &ledger{t: t, addr: addr, now: 1_780_000_000, lt: 60_000_000_000_000}
+	emu, err := tonemu.New(l.now, l.lt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := tvm.PrepareBlockchainConfig(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc, err := tvm.PrepareAccount(&tlb.ShardAccount{
-		Account:       cell.BeginCell().MustStoreBoolBit(false).EndCell(), // account_none
-		LastTransHash: make([]byte, 32),
-	}, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ledger{t: t, vm: tvm.NewTVM(), cfg: cfg, addr: addr, acc: acc, now: 1_780_000_000, lt: 60_000_000_000_000}
+	l.emu = emu
+	return l
 }
+
+// acc is the channel's account now.
+func (l *ledger) acc() *tvm.PreparedAccount {
+	l.t.Helper()
+	acc, err := l.emu.Account(l.addr)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return acc
+}
+
+// rewind puts the channel's account back to acc (an earlier state).
+func (l *ledger) rewind(acc *tvm.PreparedAccount) { l.emu.SetAccount(l.addr, acc) }
 
 // result is what one message did.
 type result struct {
@@ -153,10 +154,10 @@ func (l *ledger) send(src *address.Address, value *big.Int, body *cell.Cell, si 
 	}
 	var actions []sendAction
 	computeExit := int64(-1)
-	if st := l.acc.State(); st.Status == tlb.AccountStatusActive && si == nil {
+	if st := l.acc().State(); st.Status == tlb.AccountStatusActive && si == nil {
 		bal := new(big.Int).Add(st.Balance.Nano(), value)
-		er, err := l.vm.EmulateInternalMessage(st.StateInit.Code, st.StateInit.Data, body, value.Uint64(), tvm.EmulateInternalMessageConfig{
-			Address: l.addr, Now: l.now, Balance: bal, Config: l.cfg, RandSeed: make([]byte, 32),
+		er, err := l.emu.TVM().EmulateInternalMessage(st.StateInit.Code, st.StateInit.Data, body, value.Uint64(), tvm.EmulateInternalMessageConfig{
+			Address: l.addr, Now: l.now, Balance: bal, Config: l.emu.Config(), RandSeed: make([]byte, 32),
 			IncomingValue: tuple.NewTupleValue(new(big.Int).Set(value), nil),
 			// Tolk reads the sender and value through INMSGPARAMS, which a
 			// compute-only run leaves zero unless given, as a chain would.
@@ -177,46 +178,25 @@ func (l *ledger) send(src *address.Address, value *big.Int, body *cell.Cell, si 
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	pm, err := tvm.PrepareMessage(mc)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	block, err := l.cfg.NewBlockContext(tvm.BlockOptions{Now: l.now, RandSeed: make([]byte, 32)})
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	res, err := l.vm.EmulateTransaction(block, l.acc, pm, tvm.TransactionOptions{LogicalTime: int64(l.lt + 1)})
+	l.emu.SetNow(l.now)
+	tx, err := l.emu.Execute(l.addr, src, mc, l.lt+1)
 	if err != nil {
 		l.t.Fatalf("emulate: %v", err)
 	}
-	l.acc = res.NextAccount
-	tx, err := res.ParseTransaction()
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	r := result{tx: tx, exit: -1, actions: actions, gasFees: new(big.Int), fwdFees: new(big.Int), total: tx.TotalFees.Coins.Nano()}
-	desc, ok := tx.Description.(tlb.TransactionDescriptionOrdinary)
-	if !ok {
-		l.t.Fatalf("transaction description %T", tx.Description)
-	}
-	if vmPhase, ok := desc.ComputePhase.Phase.(tlb.ComputePhaseVM); ok {
+	r := result{tx: tx.Transaction, exit: -1, actions: actions, gasFees: new(big.Int), fwdFees: new(big.Int), total: tx.Transaction.TotalFees.Coins.Nano(), out: tx.Out}
+	if vmPhase := tx.Compute; vmPhase != nil {
 		r.exit = vmPhase.Details.ExitCode
 		r.gasUsed = vmPhase.Details.GasUsed.Uint64()
 		r.gasFees = vmPhase.GasFees.Nano()
-		r.ok = vmPhase.Success && desc.ActionPhase != nil && desc.ActionPhase.Success && !desc.Aborted
+		r.ok = vmPhase.Success && tx.Actions != nil && tx.Actions.Success && !tx.Aborted
 	}
 	if computeExit >= 0 && computeExit != int64(r.exit) {
 		l.t.Fatalf("compute-only run exited %d, full transaction %d", computeExit, r.exit)
 	}
-	if desc.ActionPhase != nil && desc.ActionPhase.TotalFwdFees != nil {
-		r.fwdFees = desc.ActionPhase.TotalFwdFees.Nano()
+	if tx.Actions != nil && tx.Actions.TotalFwdFees != nil {
+		r.fwdFees = tx.Actions.TotalFwdFees.Nano()
 	}
-	for _, om := range res.OutMessages {
-		if im := om.Msg.AsInternal(); im != nil {
-			r.out = append(r.out, im)
-		}
-	}
-	st := l.acc.State()
+	st := l.acc().State()
 	r.balance = st.Balance.Nano()
 	if st.StateInit != nil && st.StateInit.Data != nil {
 		r.dataHash = st.StateInit.Data.Hash()
@@ -364,7 +344,7 @@ func (f fixture) open(t *testing.T, deposit string) *ledger {
 func TestEmulatorDeployAddressMatchesConfig(t *testing.T) {
 	f := newFixture()
 	l := f.open(t, "10")
-	st := l.acc.State()
+	st := l.acc().State()
 	if st.Status != tlb.AccountStatusActive {
 		t.Fatalf("channel account status %s, want active", st.Status)
 	}
@@ -437,7 +417,7 @@ func TestEmulatorCommitPaysDelta(t *testing.T) {
 			t.Fatal(err)
 		}
 		seqB++
-		before := l.acc.State()
+		before := l.acc().State()
 		st, err := ParseStorage(before.StateInit.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -545,10 +525,10 @@ func TestEmulatorCommitRefusals(t *testing.T) {
 		{"attached value below the commit fee", commitBody(t, next, f.a.priv, f.b.priv), ton("0.02"), ExitAmountNotCoversFee, false, next},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.acc
+			before := l.acc()
 			beforeHash := r.dataHash
 			got := l.send(f.walletB, tc.value, tc.body, nil, 10)
-			defer func() { l.acc = before }() // every case starts from the settled state
+			defer l.rewind(before) // every case starts from the settled state
 			if got.exit != tc.exit {
 				t.Fatalf("exit %d, want %d", got.exit, tc.exit)
 			}
@@ -615,8 +595,8 @@ func TestEmulatorUncooperativeClose(t *testing.T) {
 		{"A's state for another channel", f.b.priv, wrongID, ExitWrongChannelID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.acc
-			defer func() { l.acc = before }()
+			before := l.acc()
+			defer l.rewind(before)
 			body, err := StartUncooperativeCloseBody(tc.key, false, f.cfg.ID, tc.a, stB)
 			if err != nil {
 				t.Fatal(err)
