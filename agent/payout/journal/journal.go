@@ -255,3 +255,16 @@ func (j *Journal) Close() error {
 	j.f = nil
 	return err
 }
+
+// ReadFile reads the records of the journal at path without opening it
+// for writing: a reader beside a running writer never cuts its tail. A
+// torn final line is skipped and counted, as Open would.
+func ReadFile(path string) (recs []Record, torn int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("journal %s: %w", path, err)
+	}
+	defer f.Close()
+	recs, _, torn, err = read(f, path)
+	return recs, torn, err
+}
