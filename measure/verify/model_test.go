@@ -7,6 +7,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
+	"github.com/chrysalis-cc/chrysalis/measure/registry"
 )
 
 func TestModelEventPolicy(t *testing.T) {
@@ -80,5 +81,55 @@ func TestPayoutEventPolicy(t *testing.T) {
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+func TestModelAllowlist(t *testing.T) {
+	root := strings.Repeat("ab", 32)
+	ev := func(name string, v any) event.Entry {
+		e, err := event.New(name, 1, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return event.Entry{Event: e}
+	}
+	evs := []event.Entry{
+		ev(event.NameConfig, guest.MeasuredConfig{Instance: "w", Model: "tiny", ModelRoot: root}),
+		ev(event.NameModel, event.ModelPayload{Name: "tiny", RootHash: root}),
+		ev(event.NameReady, struct{}{}),
+	}
+	pol := Policy{Name: "p", AllowInsecureDev: true}
+	if _, _, err := judgeEvents(evs, pol); err != nil {
+		t.Fatalf("nil allowlist: %v", err)
+	}
+	if err := pol.AllowModel(strings.Repeat("cd", 32), "catalog other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := judgeEvents(evs, pol); err == nil || !strings.Contains(err.Error(), "not in policy \"p\"'s model allowlist of 1") {
+		t.Fatalf("other model allowed: %v", err)
+	}
+	if err := pol.AllowModel(root, "catalog tiny"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := judgeEvents(evs, pol); err != nil {
+		t.Fatalf("allowed model: %v", err)
+	}
+	for _, bad := range []string{"AB", strings.Repeat("AB", 32), strings.Repeat("a", 63)} {
+		if err := pol.AllowModel(bad, "x"); err == nil {
+			t.Errorf("AllowModel(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRegistryModelsJoinTheAllowlist(t *testing.T) {
+	var h [32]byte
+	h[0] = 0xab
+	st := &registry.State{Models: map[[32]byte]registry.Entry{h: {}}}
+	var pol Policy
+	if _, err := pol.AllowRegistry(st, "0:"+strings.Repeat("11", 32)); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := pol.Models["ab"+strings.Repeat("00", 31)]; !ok || !strings.Contains(l, "registry 0:1111") {
+		t.Fatalf("models %v", pol.Models)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,7 +46,30 @@ type Policy struct {
 	// it from signed manifests with AllowManifest and from registry
 	// contract states with AllowRegistry.
 	Images map[manifest.Hash]string
+	// Models, when non-nil, is the allowlist of model disks by dm-verity
+	// root hash (lowercase hex) with a label: a worker whose model event
+	// names another root is rejected. Fill it with AllowModel (from a
+	// pinned catalog) and AllowRegistry (the registry's model hashes). Nil
+	// accepts any measured model (the insecure-dev policy).
+	Models map[string]string
 }
+
+// AllowModel adds one model root hash (hex) to the model allowlist.
+func (p *Policy) AllowModel(rootHex, label string) error {
+	if !modelRootRE.MatchString(rootHex) {
+		return fmt.Errorf("allowlist: model root %q is not 64 lowercase hex characters", rootHex)
+	}
+	if p.Models == nil {
+		p.Models = map[string]string{}
+	}
+	if prev, ok := p.Models[rootHex]; ok && !strings.Contains(prev, label) {
+		label = prev + "; " + label
+	}
+	p.Models[rootHex] = label
+	return nil
+}
+
+var modelRootRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // AllowRegistry adds every image hash listed in the decoded account data
 // of a registry contract (measure/registry) to the image allowlist,
@@ -65,6 +89,11 @@ func (p *Policy) AllowRegistry(st *registry.State, contract string) (int, error)
 		p.Images = map[manifest.Hash]string{}
 	}
 	label := fmt.Sprintf("registry %s, seqno %d", contract, st.Seqno)
+	for _, h := range st.ModelHashes() {
+		if err := p.AllowModel(hex.EncodeToString(h[:]), label); err != nil {
+			return 0, err
+		}
+	}
 	hashes := st.ImageHashes()
 	for _, h := range hashes {
 		switch prev, ok := p.Images[h]; {
@@ -340,6 +369,9 @@ func judgeEventList(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, *even
 			}
 			if m.Name != cfg.Model || m.RootHash != cfg.ModelRoot || m.RootHash == "" {
 				return nil, nil, fmt.Errorf("event log: the model event (%s, root %s) is not the model the measured config names (%s, root %s)", m.Name, m.RootHash, cfg.Model, cfg.ModelRoot)
+			}
+			if _, ok := pol.Models[m.RootHash]; pol.Models != nil && !ok {
+				return nil, nil, fmt.Errorf("event log: model %s (root %s) is not in policy %q's model allowlist of %d", m.Name, m.RootHash, pol.Name, len(pol.Models))
 			}
 		case e.Name == event.NamePayout && e.Version == 1:
 			if cfg == nil || payout {

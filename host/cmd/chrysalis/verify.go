@@ -24,6 +24,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/quote"
 	"github.com/chrysalis-cc/chrysalis/measure/registry"
 	"github.com/chrysalis-cc/chrysalis/measure/verify"
+	"github.com/chrysalis-cc/chrysalis/models/catalog"
 )
 
 func init() {
@@ -134,7 +135,17 @@ func tdxPolicy(manifests, pubs []string, regState, regAddr, collateralDir, pccs 
 		}
 		keys = append(keys, k)
 	}
-	pol := verify.Policy{Name: "tdx", Quote: qp}
+	// Models: only the pinned catalog's (and, below, the registry's).
+	pol := verify.Policy{Name: "tdx", Quote: qp, Models: map[string]string{}}
+	cat, err := catalog.Default()
+	if err != nil {
+		return verify.Policy{}, err
+	}
+	for _, m := range cat.Models {
+		if err := pol.AllowModel(m.RootHash, "catalog "+m.Name); err != nil {
+			return verify.Policy{}, err
+		}
+	}
 	for _, m := range manifests {
 		env, err := os.ReadFile(m)
 		if err != nil {
