@@ -1,9 +1,6 @@
 package boot
 
 import (
-	"bytes"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,33 +65,5 @@ func TestReadLoadOrder(t *testing.T) {
 	}
 	if _, err := ReadLoadOrder(t.TempDir()); err == nil {
 		t.Fatal("missing load.order accepted")
-	}
-}
-
-type pipeRW struct {
-	io.Reader
-	io.Writer
-}
-
-func TestStatusChannel(t *testing.T) {
-	in := strings.NewReader("{\"cmd\":\"poweroff\"}\nnot json\n")
-	var out bytes.Buffer
-	s := NewStatusChannel(pipeRW{in, &out}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := s.Send(guest.Status{State: guest.StateReady, TEE: "insecure-dev", Port: 8443}); err != nil {
-		t.Fatal(err)
-	}
-	if got := out.String(); got != `{"state":"ready","tee":"insecure-dev","port":8443}`+"\n" {
-		t.Fatalf("sent %q", got)
-	}
-	c, ok := <-s.Commands()
-	if !ok || c.Cmd != guest.CmdPowerOff {
-		t.Fatalf("command %+v %v", c, ok)
-	}
-	if _, ok := <-s.Commands(); ok {
-		t.Fatal("malformed command delivered")
-	}
-	var nilCh *StatusChannel
-	if err := nilCh.Send(guest.Status{State: "x"}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -245,6 +245,21 @@ func TestBootVerifyShutdown(t *testing.T) {
 	if d, _ := wantEv.Digest(); d != rep.Events[0].Digest {
 		t.Fatalf("config event digest %s, want %s", rep.Events[0].Digest, d)
 	}
+	// Status and logs round trip over the host-guest channel
+	// (control.sock -> launcher -> virtio-serial -> agent).
+	var st guest.StatusReport
+	stOut := e.run(t, time.Minute, e.bin, "status", "--state", v.state, "--json")
+	if err := json.Unmarshal(stOut, &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stOut)
+	}
+	if st.State != guest.StateReady || st.TEE != "insecure-dev" || st.Instance != "e2e-worker" || len(st.Events) != 3 ||
+		st.Events[0].Name != event.NameConfig || st.Events[0].Digest != rep.Events[0].Digest.String() || st.RTMR3 != rep.RTMR3.String() ||
+		st.GPU.State != guest.GPUNone || st.Engine != guest.EngineUnknown {
+		t.Fatalf("status %+v", st)
+	}
+	if logs := string(e.run(t, time.Minute, e.bin, "logs", "--state", v.state, "-n", "50")); !strings.Contains(logs, "msg=ready") {
+		t.Fatalf("logs lack the ready line:\n%s", logs)
+	}
 	t.Logf("shutdown: %s", v.stop(t).Round(time.Millisecond))
 	if !bytes.Contains(v.console(t), []byte("power off requested by host")) {
 		t.Fatal("guest did not log the host's power-off request")

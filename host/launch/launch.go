@@ -43,7 +43,17 @@ const (
 	FileStatusSock = "status.sock"
 	FileQMPSock    = "qmp.sock"
 	FileLock       = "lock"
+	// FileControlSock is the launcher's own socket: `chrysalis status`
+	// and `chrysalis logs` ask the guest through it (Query).
+	FileControlSock = "control.sock"
 )
+
+// ConsoleSeparator starts the line Start appends to the console log
+// before each boot: the log persists across launches.
+const ConsoleSeparator = "==== chrysalis launch "
+
+// QueryTimeout bounds one forwarded command's round trip to the guest.
+const QueryTimeout = 10 * time.Second
 
 const (
 	connectTimeout = 10 * time.Second
@@ -213,6 +223,15 @@ type VM struct {
 	// close (nil if it never started).
 	readerDone chan struct{}
 
+	// consoleStart is the console log's size after this boot's
+	// separator: failure messages show only this boot's lines.
+	consoleStart int64
+	// replies carries the guest's answers to forwarded commands; queryMu
+	// keeps one command in flight so answers match in order.
+	replies chan *guest.Reply
+	queryMu sync.Mutex
+	control net.Listener
+
 	mu        sync.Mutex
 	conn      net.Conn
 	last      guest.Status
@@ -264,7 +283,10 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 		}
 	}()
 	p := func(name string) string { return filepath.Join(state, name) }
-	for _, s := range []string{FileStatusSock, FileQMPSock} {
+	if len(p(FileControlSock)) > 107 {
+		return nil, fmt.Errorf("state directory %s is too long for its unix sockets (at most %d bytes for %s): use a shorter --state", state, 107-len(FileControlSock)-1, FileControlSock)
+	}
+	for _, s := range []string{FileStatusSock, FileQMPSock, FileControlSock} {
 		if err := os.Remove(p(s)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
@@ -287,6 +309,10 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 		QMPSocket:    p(FileQMPSock),
 		Binary:       o.Binary,
 	})
+	if err != nil {
+		return nil, err
+	}
+	consoleStart, err := appendSeparator(p(FileConsole), o)
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +344,9 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 		qemuLog:  qlog,
 		done:     make(chan struct{}),
 		statusCh: make(chan guest.Status, 64),
+		replies:  make(chan *guest.Reply, 1),
+
+		consoleStart: consoleStart,
 	}
 	lock = nil // owned by vm now
 	o.Logf("started %s (pid %d); console: %s", filepath.Base(o.Binary), cmd.Process.Pid, p(FileConsole))
@@ -330,7 +359,31 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 	}
 	vm.readerDone = make(chan struct{})
 	go vm.readStatus()
+	if err := vm.serveControl(); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qmpTimeout+killTimeout)
+		defer cancel()
+		vm.stopNow(stopCtx)
+		return nil, err
+	}
 	return vm, nil
+}
+
+// appendSeparator appends this boot's separator line to the console log
+// (created if missing) and returns the log's size after it.
+func appendSeparator(path string, o Options) (int64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("console log: %w", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "\n%s%s shape %s port %d ====\n", ConsoleSeparator, time.Now().UTC().Format(time.RFC3339), o.Shape.Name, o.Port); err != nil {
+		return 0, fmt.Errorf("console log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("console log: %w", err)
+	}
+	return st.Size(), nil
 }
 
 func quoteAll(argv []string) []string {
@@ -362,6 +415,10 @@ func (vm *VM) reap() {
 	vm.qemuLog.Close()
 	os.Remove(filepath.Join(vm.state, FileStatusSock))
 	os.Remove(filepath.Join(vm.state, FileQMPSock))
+	if vm.control != nil {
+		vm.control.Close()
+	}
+	os.Remove(filepath.Join(vm.state, FileControlSock))
 	vm.lock.Close()
 	close(vm.done)
 }
@@ -403,18 +460,34 @@ func (vm *VM) readStatus() {
 	conn := vm.conn
 	vm.mu.Unlock()
 	defer conn.Close()
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 4096), guest.MaxConfigSize)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		line, err := readLine(r, guest.MaxMessageSize)
+		if err != nil {
+			if errors.Is(err, errLineTooLong) {
+				vm.opts.Logf("status: ignoring a line over %d bytes", guest.MaxMessageSize)
+				continue
+			}
+			break
+		}
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		var st guest.Status
-		if err := json.Unmarshal(line, &st); err != nil || st.State == "" {
-			vm.opts.Logf("status: ignoring malformed line %.200q", line)
+		stp, reply, err := guest.ParseAgentLine(line)
+		if err != nil {
+			vm.opts.Logf("status: ignoring malformed line %.200q (%v)", line, err)
 			continue
 		}
+		if reply != nil {
+			select {
+			case vm.replies <- reply:
+			default:
+				vm.opts.Logf("status: ignoring an unrequested %s reply", reply.Reply)
+			}
+			continue
+		}
+		st := *stp
 		vm.opts.Logf("status: %s", describe(st))
 		vm.mu.Lock()
 		vm.last = st
@@ -494,7 +567,7 @@ func (vm *VM) failure(msg string) error {
 	var b strings.Builder
 	b.WriteString(msg)
 	console := filepath.Join(vm.state, FileConsole)
-	if lines := tail(console, ConsoleTailLines); len(lines) > 0 {
+	if lines := tailFrom(console, vm.consoleStart, ConsoleTailLines); len(lines) > 0 {
 		fmt.Fprintf(&b, "\nlast %d console lines (%s):", len(lines), console)
 		for _, l := range lines {
 			b.WriteString("\n  " + l)
@@ -506,7 +579,7 @@ func (vm *VM) failure(msg string) error {
 	case <-vm.done:
 		qlog := filepath.Join(vm.state, FileQEMULog)
 		var ql []string
-		for _, l := range tail(qlog, ConsoleTailLines) {
+		for _, l := range tailFrom(qlog, 0, ConsoleTailLines) {
 			if !strings.HasPrefix(l, "# ") {
 				ql = append(ql, l)
 			}
@@ -522,16 +595,17 @@ func (vm *VM) failure(msg string) error {
 	return errors.New(b.String())
 }
 
-// tail returns up to n last non-empty lines of the file at path.
-func tail(path string, n int) []string {
+// tailFrom returns up to n last non-empty lines of the file at path
+// after byte offset from.
+func tailFrom(path string, from int64, n int) []string {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
 	const max = 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > max {
-		f.Seek(st.Size()-max, io.SeekStart)
+	if st, err := f.Stat(); err == nil {
+		f.Seek(max64(from, st.Size()-max), io.SeekStart)
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, max))
 	var lines []string
@@ -545,6 +619,13 @@ func tail(path string, n int) []string {
 		lines = lines[len(lines)-n:]
 	}
 	return lines
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 var ansiRE = regexp.MustCompile(`\x1b(\[[0-9;=?]*[ -/]*[@-~]|[@-Z\\-_])`)

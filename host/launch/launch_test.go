@@ -47,7 +47,8 @@ func fakeQEMU(mode string, args []string) int {
 		}
 		paths[kv["id"]] = kv["path"]
 	}
-	console, err := os.Create(paths["console"])
+	// append=on, as QEMU opens it.
+	console, err := os.OpenFile(paths["console"], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -89,11 +90,27 @@ func fakeQEMU(mode string, args []string) int {
 		send(guest.Status{State: guest.StateReady, TEE: "insecure-dev", Port: guest.HTTPSPort})
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
-			var cmd guest.Command
-			if json.Unmarshal(sc.Bytes(), &cmd) == nil && cmd.Cmd == guest.CmdPowerOff {
+			cmd, err := guest.ParseCommand(sc.Bytes())
+			var r *guest.Reply
+			switch {
+			case err != nil:
+				r = guest.ErrorReply(err)
+			case cmd.Cmd == guest.CmdPowerOff:
 				send(guest.Status{State: guest.StateStopping})
 				return 0
+			case cmd.Cmd == guest.CmdLogs:
+				r = &guest.Reply{Reply: guest.ReplyLogs, Logs: []string{fmt.Sprintf("fake log, %d lines wanted", cmd.Lines), "msg=ready"}}
+			case cmd.Cmd == guest.CmdStatus:
+				// A status line in between must not be taken for the reply.
+				send(guest.Status{State: guest.StateReady, TEE: "insecure-dev", Port: guest.HTTPSPort})
+				r = &guest.Reply{Reply: guest.ReplyStatus, Status: &guest.StatusReport{
+					State: guest.StateReady, TEE: "insecure-dev", RTMR3Source: "software", Instance: "unit", Port: guest.HTTPSPort,
+					Events: []guest.ReportEvent{{Name: "config", Digest: strings.Repeat("ab", 48)}}, RTMR3: strings.Repeat("cd", 48),
+					GPU: guest.GPUReport{State: guest.GPUNone}, Engine: guest.EngineUnknown, Earnings: guest.EarningsNA, UptimeSeconds: 1,
+				}}
 			}
+			b, _ := guest.EncodeReply(r)
+			c.Write(b)
 		}
 		return 0
 	case "failed":

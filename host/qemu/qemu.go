@@ -46,6 +46,36 @@ const (
 	DefaultHostAddr = "127.0.0.1"
 )
 
+// Instances: several guests on one host, numbered 0..MaxInstances-1
+// (COCOON's cocoon-launch, research/ton-host.md §A2): instance i forwards
+// its API on base port + InstancePortStride·i and has vsock CID base + i.
+const (
+	MaxInstances       = 64
+	InstancePortStride = 10
+)
+
+// InstancePort is instance i's host port for base port base.
+func InstancePort(base, i int) (int, error) {
+	if i < 0 || i >= MaxInstances {
+		return 0, fmt.Errorf("instance %d is out of range 0..%d", i, MaxInstances-1)
+	}
+	if base < 1 || base+InstancePortStride*(MaxInstances-1) > 65535 {
+		return 0, fmt.Errorf("base port %d leaves no room for %d instances (want 1..%d)", base, MaxInstances, 65535-InstancePortStride*(MaxInstances-1))
+	}
+	return base + InstancePortStride*i, nil
+}
+
+// InstanceCID is instance i's guest vsock CID for base CID base.
+func InstanceCID(base uint32, i int) (uint32, error) {
+	if i < 0 || i >= MaxInstances {
+		return 0, fmt.Errorf("instance %d is out of range 0..%d", i, MaxInstances-1)
+	}
+	if base < 3 || uint64(base)+MaxInstances-1 >= 0xFFFFFFFF {
+		return 0, fmt.Errorf("base guest CID %d leaves no room for %d instances (want 3..%d)", base, MaxInstances, uint32(0xFFFFFFFF-MaxInstances))
+	}
+	return base + uint32(i), nil
+}
+
 // Release file names in a release directory.
 const (
 	FileOVMF    = "OVMF.fd"
@@ -219,7 +249,7 @@ func Argv(o Options) ([]string, error) {
 		"-kernel", o.Release.Kernel,
 		"-initrd", o.Release.Initrd,
 		"-append", o.Release.Cmdline,
-		"-chardev", "file,id=console,path="+escape(o.ConsoleLog),
+		"-chardev", "file,id=console,path="+escape(o.ConsoleLog)+",append=on",
 		"-serial", "chardev:console",
 	)
 	hostAddr := o.HostAddr

@@ -2,6 +2,7 @@ package qemu_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -59,10 +60,6 @@ func TestGolden(t *testing.T) {
 		golden string
 		opts   qemu.Options
 	}{
-		{"dev-small.dev", baseOptions(t, qemu.ModeDev, "dev-small")},
-		{"cpu-4c-8g.dev", baseOptions(t, qemu.ModeDev, "cpu-4c-8g")},
-		{"dev-small.tdx", baseOptions(t, qemu.ModeTDX, "dev-small")},
-		{"h100-1g-32c-100g.tdx", baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g", "0000:3b:00.0")},
 		{"h100-1g-32c-100g-ubuntu24.tdx", baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g-ubuntu24", "3B:00.0")},
 		{"h100-2g-64c-200g.tdx", func() qemu.Options {
 			o := baseOptions(t, qemu.ModeTDX, "h100-2g-64c-200g", "0000:3b:00.0", "0000:bc:00.0")
@@ -72,7 +69,55 @@ func TestGolden(t *testing.T) {
 			return o
 		}()},
 	}
+	// Every built-in shape, in every mode it can run in, as instance 0 and
+	// as instance 3 (ports and CID from InstancePort/InstanceCID, the
+	// launcher's per-instance state directory).
+	for _, name := range shape.Names() {
+		s := mustShape(t, name)
+		var gpus []string
+		for i := range s.GPUs {
+			gpus = append(gpus, fmt.Sprintf("0000:%02x:00.0", 0x3b+i))
+		}
+		modes := []qemu.Mode{qemu.ModeTDX}
+		if s.GPUs == 0 {
+			modes = append([]qemu.Mode{qemu.ModeDev}, modes...)
+		}
+		for _, m := range modes {
+			tests = append(tests, struct {
+				golden string
+				opts   qemu.Options
+			}{name + "." + string(m), baseOptions(t, m, name, gpus...)})
+			o := baseOptions(t, m, name, gpus...)
+			port, err := qemu.InstancePort(o.HostPort, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.HostPort = port
+			if m == qemu.ModeTDX {
+				cid, err := qemu.InstanceCID(qemu.DefaultGuestCID, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.GuestCID = cid
+			}
+			for k := range o.Disks {
+				o.Disks[k] = "/state/instance-3/" + string(k) + ".img"
+			}
+			o.ConsoleLog = "/state/instance-3/console.log"
+			o.StatusSocket = "/state/instance-3/status.sock"
+			o.QMPSocket = "/state/instance-3/qmp.sock"
+			tests = append(tests, struct {
+				golden string
+				opts   qemu.Options
+			}{name + ".instance-3." + string(m), o})
+		}
+	}
+	seen := map[string]bool{}
 	for _, tt := range tests {
+		if seen[tt.golden] {
+			continue // the explicit cases above win
+		}
+		seen[tt.golden] = true
 		t.Run(tt.golden, func(t *testing.T) {
 			argv, err := qemu.Argv(tt.opts)
 			if err != nil {
@@ -81,6 +126,47 @@ func TestGolden(t *testing.T) {
 			got := strings.Join(argv, "\n") + "\n"
 			golden.Check(t, tt.golden+".golden", []byte(got))
 		})
+	}
+}
+
+func TestInstances(t *testing.T) {
+	ports, cids := map[int]int{}, map[uint32]int{}
+	for i := range qemu.MaxInstances {
+		p, err := qemu.InstancePort(8443, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := qemu.InstanceCID(qemu.DefaultGuestCID, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, dup := ports[p]; dup {
+			t.Fatalf("instances %d and %d share port %d", i, j, p)
+		}
+		if j, dup := cids[c]; dup {
+			t.Fatalf("instances %d and %d share CID %d", i, j, c)
+		}
+		ports[p], cids[c] = i, i
+	}
+	if p, _ := qemu.InstancePort(12000, 3); p != 12030 {
+		t.Errorf("instance 3 of 12000: port %d, want 12030 (COCOON's 12000+10·i)", p)
+	}
+	if c, _ := qemu.InstanceCID(6, 3); c != 9 {
+		t.Errorf("instance 3 of CID 6: %d, want 9", c)
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{func() error { _, err := qemu.InstancePort(8443, 64); return err }(), "instance 64 is out of range 0..63"},
+		{func() error { _, err := qemu.InstancePort(8443, -1); return err }(), "instance -1"},
+		{func() error { _, err := qemu.InstancePort(65000, 0); return err }(), "base port 65000 leaves no room"},
+		{func() error { _, err := qemu.InstanceCID(2, 0); return err }(), "base guest CID 2"},
+		{func() error { _, err := qemu.InstanceCID(0xFFFFFFF0, 0); return err }(), "leaves no room"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", tc.err, tc.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
@@ -60,6 +61,10 @@ type Claims struct {
 	// each item of Bundle.GPU, in order: REPORTDATA binds the GPU
 	// evidence through these.
 	GPU []string `json:"gpu,omitempty"`
+	// ReceiptKey is the hex ed25519 public key the worker's usage receipts
+	// (measure/payment.SignedReceipt) verify with, bound into REPORTDATA
+	// like every claim ("" for a worker that signs no receipts).
+	ReceiptKey string `json:"receipt_key,omitempty"`
 }
 
 // Bundle is the evidence a guest presents.
@@ -97,6 +102,8 @@ func (h *HexBytes) UnmarshalText(b []byte) error {
 	*h = out
 	return nil
 }
+
+var receiptKeyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // reportDataDomain separates our REPORTDATA from any other use of it.
 const reportDataDomain = "chrysalis/ra-tls/v1\x00"
@@ -189,6 +196,9 @@ func (b *Bundle) checkStructure() error {
 	}
 	if len(b.Claims.TLSKeySHA256) != 64 {
 		return errors.New("evidence: claims.tls_key_sha256 must be 64 hex characters")
+	}
+	if k := b.Claims.ReceiptKey; k != "" && !receiptKeyRE.MatchString(k) {
+		return fmt.Errorf("evidence: claims.receipt_key %q must be 64 lowercase hex characters (an ed25519 public key)", k)
 	}
 	if b.EventLog.Version != event.LogVersion {
 		return fmt.Errorf("evidence: event log version %d is not supported", b.EventLog.Version)

@@ -63,6 +63,25 @@ func TestEncodeDecode(t *testing.T) {
 	}
 }
 
+func TestReceiptKeyClaim(t *testing.T) {
+	b := devBundle(t, []byte("spki"))
+	rd0, _ := ReportData([]byte("spki"), b.Claims)
+	b.Claims.ReceiptKey = strings.Repeat("ab", 32)
+	rd1, _ := ReportData([]byte("spki"), b.Claims)
+	if rd0 == rd1 {
+		t.Error("receipt_key is not bound into REPORTDATA")
+	}
+	b.ReportData = rd1[:]
+	enc, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(enc)
+	if err != nil || got.Claims.ReceiptKey != b.Claims.ReceiptKey {
+		t.Fatalf("decode: %v, %+v", err, got)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	enc, _ := devBundle(t, []byte("spki")).Encode()
 	s := string(enc)
@@ -75,6 +94,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"tdx without quote", strings.Replace(strings.Replace(s, `"type":"insecure-dev"`, `"type":"tdx"`, 1), `"rtmr3_source":"software"`, `"rtmr3_source":"quote"`, 1), "no quote"},
 		{"short report data", strings.Replace(s, `"report_data":"`, `"report_data":"00`, 1), "report_data"},
 		{"oversize", strings.Repeat(" ", MaxBundleSize+1), "over the"},
+		{"receipt key", strings.Replace(s, `"tls_key_sha256"`, `"receipt_key":"ABCD","tls_key_sha256"`, 1), "claims.receipt_key"},
 	} {
 		if _, err := Decode([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)

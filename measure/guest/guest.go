@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
@@ -68,6 +70,13 @@ type MeasuredConfig struct {
 	// serves (0: a CPU worker). The agent fails closed when it finds a
 	// different number or any of them does not verify.
 	GPUs int `json:"gpus,omitempty"`
+	// PriceInPer1M and PriceOutPer1M are what this worker charges, in
+	// nanoTON per one million prompt and completion tokens: decimal
+	// strings without sign or leading zeros, both set or both empty. They
+	// go into every receipt (measure/payment.Receipt), so a proxy can check
+	// receipts against the measured prices.
+	PriceInPer1M  string `json:"price_in_per_1m_nanoton,omitempty"`
+	PriceOutPer1M string `json:"price_out_per_1m_nanoton,omitempty"`
 	// Debug asks the agent for verbose logs; it is measured so a proxy can
 	// refuse debug workers.
 	Debug bool `json:"debug,omitempty"`
@@ -119,6 +128,9 @@ func (c *Config) Validate() error {
 		if !hexRootRE.MatchString(c.Measured.ModelRoot) {
 			return fmt.Errorf("config: measured.model_root %q must be 64 or 128 lowercase hex characters (a sha256 or sha512 verity root)", c.Measured.ModelRoot)
 		}
+	}
+	if _, _, err := c.Measured.Prices(); err != nil {
+		return err
 	}
 	p, err := netip.ParsePrefix(c.Network.Address)
 	if err != nil || !p.Addr().Is4() {
@@ -184,9 +196,45 @@ type Status struct {
 const (
 	// CmdPowerOff asks the agent to stop serving, sync and power off.
 	CmdPowerOff = "poweroff"
+	// CmdStatus asks for a StatusReport (answered with a Reply).
+	CmdStatus = "status"
+	// CmdLogs asks for the agent's last Command.Lines log lines (answered
+	// with a Reply).
+	CmdLogs = "logs"
 )
 
-// Command is one host -> agent message.
+// Command is one host -> agent message (ParseCommand reads it).
 type Command struct {
 	Cmd string `json:"cmd"`
+	// Lines is how many log lines CmdLogs wants (0: DefaultLogLines;
+	// at most MaxLogLines). Other commands must leave it 0.
+	Lines int `json:"lines,omitempty"`
+}
+
+// Prices returns the measured prices in nanoTON per one million input
+// and output tokens (0, 0 when the config sets none).
+func (m MeasuredConfig) Prices() (in, out uint64, err error) {
+	if (m.PriceInPer1M == "") != (m.PriceOutPer1M == "") {
+		return 0, 0, errors.New("config: measured.price_in_per_1m_nanoton and measured.price_out_per_1m_nanoton must be set together")
+	}
+	if m.PriceInPer1M == "" {
+		return 0, 0, nil
+	}
+	parse := func(field, v string) (uint64, error) {
+		if (len(v) > 1 && v[0] == '0') || strings.Trim(v, "0123456789") != "" {
+			return 0, fmt.Errorf("config: measured.%s %q: want a decimal nanoTON amount without sign or leading zeros", field, v)
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("config: measured.%s %q exceeds 2^64-1", field, v)
+		}
+		return n, nil
+	}
+	if in, err = parse("price_in_per_1m_nanoton", m.PriceInPer1M); err != nil {
+		return 0, 0, err
+	}
+	if out, err = parse("price_out_per_1m_nanoton", m.PriceOutPer1M); err != nil {
+		return 0, 0, err
+	}
+	return in, out, nil
 }

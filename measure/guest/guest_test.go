@@ -14,6 +14,13 @@ func TestParseConfig(t *testing.T) {
 	if _, err := ParseConfig([]byte(strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"`+strings.Repeat("0f", 32)+`"`, 1))); err != nil {
 		t.Fatalf("sha256 model root rejected: %v", err)
 	}
+	pc, err := ParseConfig([]byte(strings.Replace(good, `"model":"m"`, `"model":"m","price_in_per_1m_nanoton":"0","price_out_per_1m_nanoton":"2500000000"`, 1)))
+	if err != nil {
+		t.Fatalf("prices rejected: %v", err)
+	}
+	if in, out, err := pc.Measured.Prices(); in != 0 || out != 2_500_000_000 || err != nil {
+		t.Errorf("prices %d, %d, %v", in, out, err)
+	}
 	mb, err := c.MeasuredBytes()
 	if err != nil || string(mb) != `{"instance":"w-1","model":"m","owner_address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI"}` {
 		t.Fatalf("measured bytes %s, %v", mb, err)
@@ -34,6 +41,10 @@ func TestParseConfig(t *testing.T) {
 		{"ton network", strings.Replace(good, `"model":"m"`, `"model":"m","ton_network":"devnet"`, 1), "measured.ton_network"},
 		{"model root not hex", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"xyz"`, 1), "measured.model_root"},
 		{"model root short", strings.Replace(good, `"model":"m"`, `"model":"m","model_root":"`+strings.Repeat("a", 63)+`"`, 1), "measured.model_root"},
+		{"price alone", strings.Replace(good, `"model":"m"`, `"model":"m","price_in_per_1m_nanoton":"5"`, 1), "must be set together"},
+		{"price leading zero", strings.Replace(good, `"model":"m"`, `"model":"m","price_in_per_1m_nanoton":"05","price_out_per_1m_nanoton":"1"`, 1), `price_in_per_1m_nanoton "05"`},
+		{"price sign", strings.Replace(good, `"model":"m"`, `"model":"m","price_in_per_1m_nanoton":"5","price_out_per_1m_nanoton":"-1"`, 1), `price_out_per_1m_nanoton "-1"`},
+		{"price overflow", strings.Replace(good, `"model":"m"`, `"model":"m","price_in_per_1m_nanoton":"18446744073709551616","price_out_per_1m_nanoton":"1"`, 1), "exceeds 2^64-1"},
 		{"model root without model", strings.Replace(good, `"model":"m"`, `"model_root":"`+strings.Repeat("a", 64)+`"`, 1), "measured.model is empty"},
 	} {
 		if _, err := ParseConfig([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.err) {

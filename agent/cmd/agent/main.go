@@ -42,7 +42,7 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(agentLogs.Wrap(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	log = log.With("component", "agent")
 	st := openStatus(log)
 	err := run(log, st)
@@ -263,7 +263,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		return fmt.Errorf("config disk %s: %w", dev, err)
 	}
 	if cfg.Measured.Debug {
-		log = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "agent")
+		log = slog.New(agentLogs.Wrap(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))).With("component", "agent")
 	}
 	log.Info("config", "disk", dev, "instance", cfg.Measured.Instance)
 
@@ -351,7 +351,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 				continue
 			}
 			if c.Cmd != guest.CmdPowerOff {
-				log.Warn("unknown host command", "cmd", c.Cmd)
+				answerHost(log, st, c, hostView{start: start, tee: tee, cfg: cfg, rec: rec})
 				continue
 			}
 			log.Info("power off requested by host")

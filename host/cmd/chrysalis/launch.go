@@ -16,7 +16,10 @@ import (
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/image"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
+	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
 )
 
 func init() {
@@ -41,12 +44,25 @@ const launchUsage = `usage:
                    [--port 8443] [--state DIR] [--config config.json] [--timeout 180s] [--print-only]
   chrysalis launch --tdx --print-only --release DIR --shape NAME --gpu BDF [--gpu BDF...]
                    [--cid 6] [--port 8443] [--listen 127.0.0.1] [--state DIR] [--disk KIND=PATH...]
+                   [--manifest M.dsse.json --pub KEY.pub...]
+  either mode: [--instance N]
 
 --dev boots the release under QEMU TCG emulation (no TEE; the guest reports
 insecure-dev evidence), prints the API endpoint and console log, and stops
 the VM cleanly on Ctrl-C. --tdx prints the TDX QEMU command line, one
 argument per line, shell-quoted; disk slots without --disk default to
 STATE/KIND.img.
+
+--instance N (0..63) runs one of several guests on this host: API port
+PORT+10·N, vsock CID CID+N, state directory STATE/instance-N (config disk,
+console log, sockets), so instances never collide. The console log is
+kept across launches (each boot appends a separator line). While a guest
+runs, ` + "`chrysalis status`" + ` and ` + "`chrysalis logs`" + ` ask it over STATE/control.sock.
+
+--manifest with --pub (TDX) verifies the signed release manifest and
+refuses to start unless it lists the shape with the image hash (MRTD,
+RTMR0-2, TD fields) this release and shape measure to here: proxies would
+reject such a worker anyway.
 
 flags:
 `
@@ -70,10 +86,14 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stateDir  = fs.String("state", "", "state `directory` (default: a per-port directory under "+os.TempDir()+")")
 		cfgFile   = fs.String("config", "", "config `file` (JSON, see measure/guest); default: instance \"dev\", QEMU user network")
 		timeout   = fs.Duration("timeout", launch.DefaultReadyTimeout, "how long to wait for the guest to be ready")
-		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx)")
+		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx; the base CID with --instance)")
+		instance  = fs.Int("instance", -1, "instance `N` (0..63) of several on this host: port +10·N, CID +N, state STATE/instance-N")
+		mfPath    = fs.String("manifest", "", "signed release manifest `file` (DSSE) the shape must be listed in (tdx; needs --pub)")
 		gpus      launchList
 		disks     launchList
+		pubs      repeated
 	)
+	fs.Var(&pubs, "pub", "pinned manifest public key `file` (repeatable)")
 	fs.Var(&gpus, "gpu", "host PCI `address` of a GPU to pass through, e.g. 0000:3b:00.0 (tdx; repeat per GPU)")
 	fs.Var(&disks, "disk", "`kind=path` image for a disk slot other than config (model, model-verity, persistent)")
 	if err := fs.Parse(args); err != nil {
@@ -125,11 +145,29 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	state := *stateDir
 	if state == "" {
-		state = filepath.Join(os.TempDir(), fmt.Sprintf("chrysalis-launch-%d", *port))
+		state = defaultState(*port, *instance)
 	}
 	state, err = filepath.Abs(state)
 	if err != nil {
 		return err
+	}
+	if *instance != -1 {
+		in, err := launch.NewInstance(state, *port, uint32(*cid), *instance)
+		if err != nil {
+			return fmt.Errorf("--instance: %w", err)
+		}
+		state, *port, *cid = in.StateDir, in.Port, uint(in.GuestCID)
+	}
+	if *mfPath != "" || len(pubs) > 0 {
+		if mode != qemu.ModeTDX {
+			return errors.New("--manifest is for --tdx launches: dev guests have no TDX measurements")
+		}
+		if *mfPath == "" || len(pubs) == 0 {
+			return errors.New("--manifest and --pub go together: the manifest is checked against pinned keys")
+		}
+		if err := checkManifestShape(ctx, *mfPath, pubs, *release, *shapeFile, s, stderr); err != nil {
+			return err
+		}
 	}
 
 	if *printOnly {
@@ -210,6 +248,9 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "endpoint: %s\nconsole:  %s\nstate:    %s\n", vm.Endpoint(), vm.ConsolePath(), vm.StateDir())
+	if *instance != -1 {
+		fmt.Fprintf(stdout, "instance: %d\n", *instance)
+	}
 	logf("guest ready; press Ctrl-C to stop it")
 	select {
 	case <-vm.Done():
@@ -226,6 +267,75 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	stopCtx, cancel := context.WithTimeout(context.Background(), launch.DefaultStopTimeout+15*time.Second)
 	defer cancel()
 	return vm.Stop(stopCtx)
+}
+
+// defaultState is the state directory when --state is not given: per
+// port, or the base of all instances.
+func defaultState(port, instance int) string {
+	if instance != -1 {
+		return filepath.Join(os.TempDir(), "chrysalis-launch")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("chrysalis-launch-%d", port))
+}
+
+// checkManifestShape verifies the signed manifest against the pinned keys
+// and requires it to list shape s, with the same shape digest and the
+// image hash this release measures to for s (computed as `chrysalis
+// measure` does, RTMR0 from the local QEMU's ACPI tables).
+func checkManifestShape(ctx context.Context, mfPath string, pubs []string, release, shapeFile string, s *shape.VMShape, stderr io.Writer) error {
+	var keys []*dsse.PublicKey
+	for _, p := range pubs {
+		k, err := dsse.LoadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("--pub: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	b, err := mfReadLimited(mfPath, dsse.MaxEnvelopeSize)
+	if err != nil {
+		return fmt.Errorf("--manifest: %w", err)
+	}
+	signed, err := manifest.Verify(b, keys)
+	if err != nil {
+		return fmt.Errorf("--manifest %s: %w", mfPath, err)
+	}
+	var entry *manifest.Shape
+	var names []string
+	for i := range signed.Manifest.Shapes {
+		names = append(names, signed.Manifest.Shapes[i].Name)
+		if signed.Manifest.Shapes[i].Name == s.Name {
+			entry = &signed.Manifest.Shapes[i]
+		}
+	}
+	if entry == nil {
+		return fmt.Errorf("refusing to launch: manifest %s has no entry for shape %s (it lists %s); its RTMR0 is unknown, so proxies would reject this worker", mfPath, s.Name, strings.Join(names, ", "))
+	}
+	if d, err := s.Digest(); err != nil || d != entry.Digest {
+		return fmt.Errorf("refusing to launch: shape %s here has digest %s, the manifest's has %s: the shapes differ", s.Name, d, entry.Digest)
+	}
+	src := &mfSource{release: release, shapes: s.Name, shapeFile: shapeFile}
+	built, err := src.build(stderr, "launch")
+	if err != nil {
+		return fmt.Errorf("measuring shape %s of release %s: %w", s.Name, release, err)
+	}
+	want := built.Shapes[0]
+	if want.ImageHash == entry.ImageHash {
+		return nil
+	}
+	var diff []string
+	for _, r := range []struct {
+		name      string
+		got, want tdxmr.Digest
+	}{{"MRTD", entry.MRTD, want.MRTD}, {"RTMR0", entry.RTMR0, want.RTMR0}, {"RTMR1", entry.RTMR1, want.RTMR1}, {"RTMR2", entry.RTMR2, want.RTMR2}} {
+		if r.got != r.want {
+			diff = append(diff, fmt.Sprintf("%s %s here, %s in the manifest", r.name, r.want, r.got))
+		}
+	}
+	if entry.TD != want.TD {
+		diff = append(diff, "the TD fields differ")
+	}
+	return fmt.Errorf("refusing to launch: shape %s of this release measures to image hash %s, manifest %s expects %s (%s)",
+		s.Name, want.ImageHash, mfPath, entry.ImageHash, strings.Join(diff, "; "))
 }
 
 // launchShape resolves --shape and --shape-file.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
 	"github.com/chrysalis-cc/chrysalis/image"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest"
+	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
 )
 
 func TestLaunchPrintOnly(t *testing.T) {
@@ -170,4 +173,127 @@ func TestLaunchRefusesTamperedRelease(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "initrd does not match SHA256SUMS") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+func TestLaunchInstancePrintOnly(t *testing.T) {
+	rel := t.TempDir()
+	writeSealedFakeRelease(t, rel)
+	state := filepath.Join(t.TempDir(), "st")
+	var out, errb bytes.Buffer
+	err := runLaunch(context.Background(), []string{
+		"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "0000:3b:00.0",
+		"--port", "12000", "--instance", "3", "--state", state,
+	}, &out, &errb)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	for _, want := range []string{
+		"\nvhost-vsock-pci,guest-cid=9\n",
+		"hostfwd=tcp:127.0.0.1:12030-:8443\n",
+		"path=" + filepath.Join(state, "instance-3", "console.log") + ",append=on\n",
+		"path=" + filepath.Join(state, "instance-3", "status.sock") + ",server=on",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("instance 3 argv lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := runLaunch(context.Background(), []string{"--print-only", "--release", rel, "--instance", "64"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "instance 64 is out of range 0..63") {
+		t.Errorf("--instance 64: %v", err)
+	}
+}
+
+// signedTestManifest signs writeTestManifest's manifest (shapes dev-small
+// and h100-1g-32c-100g, made-up registers) and returns the envelope and
+// public key paths.
+func signedTestManifest(t *testing.T, m *manifest.Manifest) (env, pub string) {
+	t.Helper()
+	dir := t.TempDir()
+	k, err := dsse.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	if err := dsse.WriteKeyPair(key, k); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := manifest.Sign(m, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = filepath.Join(dir, "m.dsse.json")
+	if err := os.WriteFile(env, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return env, dsse.PublicKeyPath(key)
+}
+
+func TestLaunchManifestRefusal(t *testing.T) {
+	rel := t.TempDir()
+	writeSealedFakeRelease(t, rel)
+	m := writeTestManifest(t, filepath.Join(t.TempDir(), "m.json"))
+	env, pub := signedTestManifest(t, m)
+	tampered := filepath.Join(t.TempDir(), "tampered.dsse.json")
+	b, _ := os.ReadFile(env)
+	var e map[string]any
+	json.Unmarshal(b, &e)
+	e["payload"] = strings.Replace(e["payload"].(string), "A", "B", 1)
+	tb, _ := json.Marshal(e)
+	os.WriteFile(tampered, tb, 0o644)
+	tdx := []string{"--tdx", "--print-only", "--release", rel}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append(tdx, "--shape", "cpu-4c-8g", "--manifest", env, "--pub", pub), "manifest " + env + " has no entry for shape cpu-4c-8g (it lists dev-small, h100-1g-32c-100g)"},
+		{append(tdx, "--shape", "dev-small", "--manifest", tampered, "--pub", pub), "--manifest " + tampered},
+		{append(tdx, "--shape", "dev-small", "--manifest", env), "--manifest and --pub go together"},
+		{[]string{"--print-only", "--release", rel, "--manifest", env, "--pub", pub}, "--manifest is for --tdx"},
+	} {
+		var out, errb bytes.Buffer
+		err := runLaunch(context.Background(), tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("launch %q: err = %v, want %q", tc.args, err, tc.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("launch %q printed a command line despite refusing", tc.args)
+		}
+	}
+}
+
+// TestLaunchManifestRealRelease measures the repository's release for
+// dev-small (RTMR0 from the local QEMU) and checks that a manifest with
+// those values lets the launch through, and that one whose RTMR0 differs
+// is refused naming RTMR0.
+func TestLaunchManifestRealRelease(t *testing.T) {
+	relDir := filepath.Join("..", "..", "..", "release")
+	if _, err := image.LoadRelease(relDir); err != nil {
+		t.Skipf("no release at %s: %v", relDir, err)
+	}
+	if _, err := exec.LookPath(qemu.Binary); err != nil {
+		t.Skip(qemu.Binary + " not installed")
+	}
+	src := &mfSource{release: relDir, shapes: "dev-small"}
+	var errb bytes.Buffer
+	good, err := src.build(&errb, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, pub := signedTestManifest(t, good)
+	args := []string{"--tdx", "--print-only", "--release", relDir, "--shape", "dev-small", "--manifest", env, "--pub", pub}
+	var out bytes.Buffer
+	if err := runLaunch(context.Background(), args, &out, &errb); err != nil || !strings.Contains(out.String(), "tdx-guest") {
+		t.Fatalf("matching manifest refused: %v", err)
+	}
+	bad, err := (&mfSource{release: relDir, shapes: "dev-small", rtmr0: repeated{"dev-small=" + strings.Repeat("00", 48)}}).build(&errb, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, pub = signedTestManifest(t, bad)
+	args = []string{"--tdx", "--print-only", "--release", relDir, "--shape", "dev-small", "--manifest", env, "--pub", pub}
+	out.Reset()
+	err = runLaunch(context.Background(), args, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "refusing to launch") || !strings.Contains(err.Error(), "RTMR0 ") || out.Len() != 0 {
+		t.Fatalf("wrong-RTMR0 manifest: %v", err)
+	}
+	t.Log(err)
 }
