@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/verify"
 )
 
 func repoRoot(t *testing.T) string {
@@ -254,7 +257,7 @@ func TestBootVerifyShutdown(t *testing.T) {
 	}
 	if st.State != guest.StateReady || st.TEE != "insecure-dev" || st.Instance != "e2e-worker" || len(st.Events) != 3 ||
 		st.Events[0].Name != event.NameConfig || st.Events[0].Digest != rep.Events[0].Digest.String() || st.RTMR3 != rep.RTMR3.String() ||
-		st.GPU.State != guest.GPUNone || st.Engine != guest.EngineUnknown {
+		st.GPU.State != guest.GPUNone || st.Engine != guest.EngineNone {
 		t.Fatalf("status %+v", st)
 	}
 	if logs := string(e.run(t, time.Minute, e.bin, "logs", "--state", v.state, "-n", "50")); !strings.Contains(logs, "msg=ready") {
@@ -268,17 +271,21 @@ func TestBootVerifyShutdown(t *testing.T) {
 	t.Run("model disk", func(t *testing.T) { testModelDisk(t, e) })
 }
 
-// testModelDisk packs a model directory into a squashfs image with its
-// verity tree, boots with it attached, and checks that the agent opened it
-// through dm-verity with the measured root, mounted it and measured a
-// model event; then that a config naming another root is refused.
+// testModelDisk packs the catalog's test model (the inference engine and
+// its store, models/ollama) into a squashfs image with its verity tree,
+// boots with it attached, checks that the agent opened it through
+// dm-verity with the measured root and measured a model event, and streams
+// a chat completion from the real engine through RA-TLS; then that a
+// config naming another root is refused.
 func testModelDisk(t *testing.T, e *env) {
+	engineBin := os.Getenv("CHRYSALIS_TEST_ENGINE")
+	if engineBin == "" {
+		t.Skip("the model disk carries the inference engine: set CHRYSALIS_TEST_ENGINE to the pinned ollama binary (ci/engine.sh prints its path)")
+	}
 	mdir := filepath.Join(e.dir, "model")
-	os.MkdirAll(filepath.Join(mdir, "weights"), 0o755)
-	os.WriteFile(filepath.Join(mdir, "config.json"), []byte(`{"arch":"test"}`), 0o644)
-	os.WriteFile(filepath.Join(mdir, "weights", "w.bin"), bytes.Repeat([]byte("chrysalis"), 100000), 0o644)
+	e.run(t, time.Minute, e.bin, "testmodel", "--out", mdir, "--engine", engineBin)
 	img := filepath.Join(e.dir, "model.img")
-	out := string(e.run(t, time.Minute, e.bin, "model", "pack", "--dir", mdir, "--out", img))
+	out := string(e.run(t, 2*time.Minute, e.bin, "model", "pack", "--dir", mdir, "--out", img))
 	var root string
 	for _, l := range strings.Split(out, "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "root" && len(f[len(f)-1]) == 64 {
@@ -288,8 +295,9 @@ func testModelDisk(t *testing.T, e *env) {
 	if root == "" {
 		t.Fatalf("no root hash in model pack output:\n%s", out)
 	}
+	const model = "chrysalis-tiny:latest"
 	disks := []string{"model=" + img, "model-verity=" + img + ".verity"}
-	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-model", Model: "tiny-test", ModelRoot: root}, Network: guest.DevNetwork}
+	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-model", Model: model, ModelRoot: root}, Network: guest.DevNetwork}
 
 	v, err := e.startVM(t, "model", cfg, "dev-model", disks...)
 	if err != nil {
@@ -299,13 +307,14 @@ func testModelDisk(t *testing.T, e *env) {
 	if len(rep.Events) != 3 || rep.Events[1].Name != event.NameModel {
 		t.Fatalf("events %+v, want config, model, ready", rep.Events)
 	}
-	wantPayload, _ := canon.Marshal(event.ModelPayload{Name: "tiny-test", RootHash: root})
+	wantPayload, _ := canon.Marshal(event.ModelPayload{Name: model, RootHash: root})
 	if string(rep.Events[1].Payload) != string(wantPayload) {
 		t.Fatalf("model event payload %s, want %s", rep.Events[1].Payload, wantPayload)
 	}
+	chatThroughRATLS(t, v.endpoint, model)
 	v.stop(t)
-	if c := v.console(t); !bytes.Contains(c, []byte("model mounted")) || !bytes.Contains(c, []byte("files=2")) {
-		t.Fatal("guest did not log the mounted model with its 2 files")
+	if c := v.console(t); !bytes.Contains(c, []byte("model mounted")) || !bytes.Contains(c, []byte("engine ready")) {
+		t.Fatal("guest did not log the mounted model and the ready engine")
 	}
 
 	// The same disk under a config that names another root: the agent
@@ -327,4 +336,85 @@ func testModelDisk(t *testing.T, e *env) {
 		t.Fatalf("guest did not fail on the verity mount; console:\n%s", c)
 	}
 	t.Logf("badroot: %s", bytes.SplitN(c[i:], []byte("\n"), 2)[0])
+}
+
+// chatThroughRATLS streams a chat completion from the guest's engine over
+// a connection whose RA-TLS evidence verified (insecure-dev policy: the
+// dev VM has no TEE), then asks once without streaming for the usage.
+func chatThroughRATLS(t *testing.T, endpoint, model string) {
+	t.Helper()
+	pol, err := verify.PolicyByName(verify.PolicyInsecureDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verified *verify.Result
+	c := &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{
+		TLSClientConfig: verify.ClientConfig(pol, verify.Options{}, func(r *verify.Result) { verified = r }),
+	}}
+	body := `{"model":"` + model + `","stream":true,"max_tokens":24,"temperature":0,"messages":[{"role":"user","content":"hello"}]}`
+	start := time.Now()
+	resp, err := c.Post(endpoint+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: status %d, %v\n%s", resp.StatusCode, err, raw)
+	}
+	if verified == nil || verified.Config.Model != model {
+		t.Fatalf("the chat went over a connection that was not verified for model %s", model)
+	}
+	var text strings.Builder
+	chunks, done := 0, false
+	for _, l := range strings.Split(string(raw), "\n") {
+		d, ok := strings.CutPrefix(l, "data: ")
+		if !ok {
+			continue
+		}
+		if d == "[DONE]" {
+			done = true
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+		}
+		if json.Unmarshal([]byte(d), &ch) == nil && len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
+			chunks++
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
+	}
+	if !done || chunks == 0 || text.Len() == 0 {
+		t.Fatalf("stream: %d content chunks, [DONE] %v:\n%s", chunks, done, raw)
+	}
+	t.Logf("streamed %d chunks through RA-TLS in %s: %q", chunks, time.Since(start).Round(time.Millisecond), text.String())
+
+	resp, err = c.Post(endpoint+"/v1/chat/completions", "application/json", strings.NewReader(strings.Replace(body, `"stream":true`, `"stream":false`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&full)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(full.Choices) != 1 || full.Usage.CompletionTokens == 0 || full.Usage.PromptTokens == 0 {
+		t.Fatalf("non-streaming: status %d, %v, %+v", resp.StatusCode, err, full)
+	}
+	// Greedy decoding of the deterministic test model: the same text.
+	if full.Choices[0].Message.Content != text.String() {
+		t.Fatalf("non-streaming text %q differs from the streamed %q", full.Choices[0].Message.Content, text.String())
+	}
 }

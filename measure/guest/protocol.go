@@ -59,6 +59,10 @@ const (
 	// EngineUnknown is StatusReport.Engine when no inference engine runs
 	// or its health is not probed.
 	EngineUnknown = "unknown"
+	// EngineNone is StatusReport.Engine of a worker without a model (it
+	// serves attestation only); with a model it reads "up (restarts N)"
+	// or "down (restarts N)".
+	EngineNone = "none"
 	// EarningsNA is StatusReport.Earnings when the agent keeps no payout
 	// ledger.
 	EarningsNA = "n/a"
@@ -98,7 +102,8 @@ type StatusReport struct {
 	RTMR3 string `json:"rtmr3"`
 	// GPU is the GPU gate's outcome.
 	GPU GPUReport `json:"gpu"`
-	// Engine is the inference engine's health (EngineUnknown for now).
+	// Engine is the inference engine's health (EngineNone, or "up/down
+	// (restarts N)").
 	Engine string `json:"engine"`
 	// Earnings is the payout ledger's summary (EarningsNA for now).
 	Earnings string `json:"earnings"`

@@ -35,7 +35,9 @@
 // sorted by name in byte (strcmp) order, which is also the order squashfs
 // lookups expect; inode numbers are assigned in post-order (the root
 // last, as mksquashfs does) and file data is laid out in the same order;
-// directories are 0755 and files 0644 (the inode mode field holds the
+// directories are 0755 and files 0644, or 0755 when the source file has
+// the owner-execute bit (a model disk may carry its engine binary, which
+// the guest runs from the verified mount) (the inode mode field holds the
 // permission bits only: a 6.18 kernel refuses to read an inode whose mode
 // also carries the S_IFMT type bits), uid and gid 0, every mtime and
 // the superblock's mkfs time 0; no host inode numbers, link counts,

@@ -225,6 +225,7 @@ func (st *scanState) scan(ctx context.Context, d *node) error {
 				return fmt.Errorf("pack: %w", err)
 			}
 			c.size = fi.Size()
+			c.exec = fi.Mode().Perm()&0o100 != 0
 		case t&os.ModeSymlink != 0:
 			return fmt.Errorf("pack: %s is a symbolic link; model directories must hold regular files only (resolve links first, e.g. hf download --local-dir)", c.rel)
 		default:

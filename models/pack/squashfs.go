@@ -73,6 +73,7 @@ type node struct {
 	rel      string // path inside the image, for messages
 	dir      bool
 	size     int64   // regular files
+	exec     bool    // regular files: the source has the owner-execute bit (mode 0755, else 0644)
 	children []*node // directories, sorted by name (strcmp order)
 	parent   *node
 
@@ -171,6 +172,9 @@ func layoutTables(root *node, blockSize int) (*tables, error) {
 func writeFileInode(it *metaWriter, e *node, blockSize int) {
 	e.inodeBlock, e.inodeOff = it.ref()
 	mode := uint16(0o644)
+	if e.exec {
+		mode = 0o755
+	}
 	blocks := (e.size + int64(blockSize) - 1) / int64(blockSize)
 	if e.dataStart <= 0xffffffff && e.size <= 0xffffffff {
 		it.inodeHeader(sqFileType, mode, e.ino)

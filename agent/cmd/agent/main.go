@@ -97,7 +97,9 @@ func openModel(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) error {
 	}
 	// squashfs refuses to mount when its superblock does not verify, so a
 	// wrong root fails here rather than at the first request.
-	if err := unix.Mount(dev.Path, guest.ModelMountPoint, "squashfs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+	// Executable: the disk may carry the inference engine, which is as
+	// measured as the weights (its bytes are under the verity root).
+	if err := unix.Mount(dev.Path, guest.ModelMountPoint, "squashfs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 		dev.Close()
 		return fmt.Errorf("mount %s (dm-verity over %s, root %s) at %s: %w", dev.Path, data, m.ModelRoot, guest.ModelMountPoint, err)
 	}
@@ -190,6 +192,14 @@ func attestGPUs(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) ([]ratl
 	}
 	log.Info("rtmr3 event", "name", ev.Name, "digest", d.String(), "gpus", len(evs))
 	return []ratls.Option{ratls.WithGPU(func(n [32]byte) ([]mgpu.Evidence, error) { return agpu.Collect(col, n) })}, nil
+}
+
+// routes serves the attestation API and, with a model, the inference API.
+func routes(attestation http.Handler, inf *inference) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", attestation)
+	inf.mount(mux)
+	return mux
 }
 
 // recordPayout measures where this worker's earnings go: the owner address
@@ -311,6 +321,11 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 	if err != nil {
 		return err
 	}
+	inf, err := startInference(log, cfg)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	defer inf.stop()
 
 	ready, _ := event.New(event.NameReady, 1, struct{}{})
 	if d, err = rec.Record(ready); err != nil {
@@ -331,7 +346,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.Handler(id, rec, tee, log),
+		Handler:           routes(server.Handler(id, rec, tee, log), inf),
 		TLSConfig:         id.ServerConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -351,7 +366,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 				continue
 			}
 			if c.Cmd != guest.CmdPowerOff {
-				answerHost(log, st, c, hostView{start: start, tee: tee, cfg: cfg, rec: rec})
+				answerHost(log, st, c, hostView{start: start, tee: tee, cfg: cfg, rec: rec, engine: inf.health})
 				continue
 			}
 			log.Info("power off requested by host")

@@ -23,6 +23,8 @@ type hostView struct {
 	tee   string
 	cfg   *guest.Config
 	rec   *rtmr.Recorder
+	// engine reports the engine's health ("" → unknown).
+	engine func() string
 }
 
 // answerHost answers the host's status and logs commands on the status
@@ -70,7 +72,7 @@ func statusReport(v hostView) (*guest.StatusReport, error) {
 		Events:        []guest.ReportEvent{},
 		RTMR3:         mr.String(),
 		GPU:           guest.GPUReport{State: guest.GPUNone},
-		Engine:        guest.EngineUnknown,
+		Engine:        engineHealth(v),
 		Earnings:      guest.EarningsNA,
 		UptimeSeconds: int64(time.Since(v.start) / time.Second),
 	}
@@ -94,4 +96,11 @@ func statusReport(v hostView) (*guest.StatusReport, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+func engineHealth(v hostView) string {
+	if v.engine == nil {
+		return guest.EngineUnknown
+	}
+	return v.engine()
 }
