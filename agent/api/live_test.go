@@ -1,6 +1,8 @@
 package api
 
 import (
+	"path/filepath"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -8,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/chrysalis-cc/chrysalis/models/ollama"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,8 +31,15 @@ import (
 // testmodel --out DIR`), and returns it with the model it serves.
 func liveEngine(t testing.TB) (*engine.Supervisor, string) {
 	bin, store := os.Getenv("CHRYSALIS_TEST_ENGINE"), os.Getenv("CHRYSALIS_TEST_STORE")
-	if bin == "" || store == "" {
-		t.Skip("real engine tests: set CHRYSALIS_TEST_ENGINE (the ollama binary) and CHRYSALIS_TEST_STORE (its model store, DIR/store of `chrysalis model testmodel --out DIR`)")
+	if bin == "" {
+		t.Skip("real engine tests: set CHRYSALIS_TEST_ENGINE (the ollama binary; ci/engine.sh prints it) and optionally CHRYSALIS_TEST_STORE (a model store; default: the catalog's test model)")
+	}
+	if store == "" {
+		dir := filepath.Join(t.TempDir(), "model")
+		if _, err := ollama.WriteTestModelDir(dir, bin); err != nil {
+			t.Fatal(err)
+		}
+		store = filepath.Join(dir, ollama.StoreDir)
 	}
 	var out io.Writer
 	if testing.Verbose() {
