@@ -1,8 +1,6 @@
 package api
 
 import (
-	"path/filepath"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -10,11 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/chrysalis-cc/chrysalis/models/ollama"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/agent/api/engine"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
+	"github.com/chrysalis-cc/chrysalis/models/ollama"
 )
 
 // liveEngine starts the real engine: ollama from CHRYSALIS_TEST_ENGINE
