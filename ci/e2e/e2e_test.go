@@ -330,12 +330,14 @@ func testModelDisk(t *testing.T, e *env) {
 	// The failure is the mount through dm-verity with the wrong root: the
 	// kernel's verity target refuses the blocks, squashfs cannot read its
 	// superblock.
-	c := v.console(t)
-	i := bytes.Index(c, []byte("agent failed"))
-	if i < 0 || !bytes.Contains(c[i:], []byte("dm-verity over")) {
-		t.Fatalf("guest did not fail on the verity mount; console:\n%s", c)
+	// The agent reports it on the status channel (the launcher prints the
+	// detail); its console line may be cut off by the power-off.
+	launchOut := v.stderr.Bytes()
+	i := bytes.Index(launchOut, []byte("status: failed"))
+	if i < 0 || !bytes.Contains(launchOut[i:], []byte("dm-verity over")) {
+		t.Fatalf("guest did not report failing on the verity mount; launch stderr:\n%s\nconsole:\n%s", launchOut, v.console(t))
 	}
-	t.Logf("badroot: %s", bytes.SplitN(c[i:], []byte("\n"), 2)[0])
+	t.Logf("badroot: %s", bytes.SplitN(launchOut[i:], []byte("\n"), 2)[0])
 }
 
 // chatThroughRATLS streams a chat completion from the guest's engine over
