@@ -385,7 +385,7 @@ func Build(ctx context.Context, opts Options) (*Release, error) {
 		if err := buildInitramfs(ctx, spec, work, filepath.Join(stage, FileInitrd)); err != nil {
 			return err
 		}
-		return finishRelease(stage, rel)
+		return Seal(stage, rel)
 	})
 	if err != nil {
 		return nil, err

@@ -175,13 +175,14 @@ func parseSHA256SUMS(data []byte) (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// finishRelease hashes the described files in stage, records them in
-// rel, and writes release.json and SHA256SUMS.
-func finishRelease(stage string, rel *Release) error {
+// Seal hashes the release files in dir, records them in rel, and writes
+// release.json and SHA256SUMS: what the builder does last, and what tests
+// use to make a directory of their own files that LoadRelease accepts.
+func Seal(dir string, rel *Release) error {
 	sums := map[string]string{}
 	rel.Files = nil
 	for _, n := range describedFiles {
-		s, size, _, err := hashFile(filepath.Join(stage, n), false)
+		s, size, _, err := hashFile(filepath.Join(dir, n), false)
 		if err != nil {
 			return err
 		}
@@ -193,13 +194,13 @@ func finishRelease(stage string, rel *Release) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileMode(filepath.Join(stage, FileReleaseJSON), rj, 0o644); err != nil {
+	if err := writeFileMode(filepath.Join(dir, FileReleaseJSON), rj, 0o644); err != nil {
 		return err
 	}
 	sums[FileReleaseJSON] = sha256Hex(rj)
 	rel.Sums = sums
 	rel.jsonSize = int64(len(rj))
-	return writeFileMode(filepath.Join(stage, FileSHA256SUMS), formatSHA256SUMS(sums), 0o644)
+	return writeFileMode(filepath.Join(dir, FileSHA256SUMS), formatSHA256SUMS(sums), 0o644)
 }
 
 // maxReleaseFile bounds a release file read by LoadRelease.

@@ -27,7 +27,7 @@ func fakeRelease(marker string) func(stage string) error {
 			KernelVersion: "6.1.0-test", Cmdline: Cmdline, Modules: []string{"a.ko.xz"},
 			KernelConfig: map[string]string{"CONFIG_INTEL_TDX_GUEST": "y"},
 		}
-		return finishRelease(stage, rel)
+		return Seal(stage, rel)
 	}
 }
 

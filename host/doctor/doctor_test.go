@@ -2,9 +2,7 @@ package doctor
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,47 +325,10 @@ func TestOptionErrors(t *testing.T) {
 	}
 }
 
-// sealRelease writes QEMU-loadable fake release files into dir, with
-// release.json and SHA256SUMS, so image.LoadRelease accepts it.
-func sealRelease(t *testing.T, dir string) {
-	t.Helper()
-	qemutest.WriteFakeRelease(t, dir)
-	cmdline, err := os.ReadFile(filepath.Join(dir, image.FileCmdline))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline), KernelVersion: "6.12.0-test", SourceCommit: "unknown"}
-	for _, n := range []string{image.FileFirmware, image.FileCmdline, image.FileInitrd, image.FileKernel} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel.Files = append(rel.Files, image.ReleaseFile{Name: n, Size: int64(len(b)), SHA256: fmt.Sprintf("%x", sha256.Sum256(b))})
-	}
-	js, err := json.Marshal(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, image.FileReleaseJSON), js, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var sums strings.Builder
-	for _, n := range image.ReleaseFiles {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(b), n)
-	}
-	if err := os.WriteFile(filepath.Join(dir, image.FileSHA256SUMS), []byte(sums.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestRelease(t *testing.T) {
 	root := goodHost().build(t)
 	rel := t.TempDir()
-	sealRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 
 	// The fake release verifies, but its "OVMF" is zeros: no TDVF.
 	got := byID(Run(treeEnv(root), Options{Shape: h100Shape, GPUs: []string{gpu}, Release: rel}))

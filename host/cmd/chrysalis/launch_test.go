@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +19,7 @@ import (
 
 func TestLaunchPrintOnly(t *testing.T) {
 	rel := t.TempDir()
-	writeSealedFakeRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 	state := filepath.Join(t.TempDir(), "st")
 	var out, errb bytes.Buffer
 	err := runLaunch(context.Background(), []string{
@@ -61,7 +59,7 @@ func TestLaunchPrintOnly(t *testing.T) {
 
 func TestLaunchFlagErrors(t *testing.T) {
 	rel := t.TempDir()
-	writeSealedFakeRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 	tests := []struct {
 		args []string
 		want string
@@ -121,50 +119,9 @@ func TestLaunchShapeFile(t *testing.T) {
 	}
 }
 
-// writeSealedFakeRelease writes qemutest's fake release plus the
-// release.json and SHA256SUMS that image.LoadRelease requires, so the CLI's
-// integrity check passes and the tests reach the code they are about.
-func writeSealedFakeRelease(t *testing.T, dir string) {
-	t.Helper()
-	qemutest.WriteFakeRelease(t, dir)
-	cmdline, err := os.ReadFile(filepath.Join(dir, image.FileCmdline))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline)}
-	for _, n := range []string{image.FileFirmware, image.FileCmdline, image.FileInitrd, image.FileKernel} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel.Files = append(rel.Files, image.ReleaseFile{Name: n, Size: int64(len(b)), SHA256: fmt.Sprintf("%x", sha256.Sum256(b))})
-	}
-	js, err := json.Marshal(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, image.FileReleaseJSON), js, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var sums strings.Builder
-	for _, n := range image.ReleaseFiles {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(b), n)
-	}
-	if err := os.WriteFile(filepath.Join(dir, image.FileSHA256SUMS), []byte(sums.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := image.LoadRelease(dir); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLaunchRefusesTamperedRelease(t *testing.T) {
 	rel := t.TempDir()
-	writeSealedFakeRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 	if err := os.WriteFile(filepath.Join(rel, image.FileInitrd), []byte("evil"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +134,7 @@ func TestLaunchRefusesTamperedRelease(t *testing.T) {
 
 func TestLaunchInstancePrintOnly(t *testing.T) {
 	rel := t.TempDir()
-	writeSealedFakeRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 	state := filepath.Join(t.TempDir(), "st")
 	var out, errb bytes.Buffer
 	err := runLaunch(context.Background(), []string{
@@ -229,7 +186,7 @@ func signedTestManifest(t *testing.T, m *manifest.Manifest) (env, pub string) {
 
 func TestLaunchManifestRefusal(t *testing.T) {
 	rel := t.TempDir()
-	writeSealedFakeRelease(t, rel)
+	qemutest.WriteSealedFakeRelease(t, rel)
 	m := writeTestManifest(t, filepath.Join(t.TempDir(), "m.json"))
 	env, pub := signedTestManifest(t, m)
 	tampered := filepath.Join(t.TempDir(), "tampered.dsse.json")

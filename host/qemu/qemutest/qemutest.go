@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/image"
 )
 
 // WriteFakeRelease writes OVMF.fd, vmlinuz, initrd and cmdline into dir
@@ -41,4 +42,23 @@ func WriteFakeRelease(tb testing.TB, dir string) qemu.Release {
 		tb.Fatal(err)
 	}
 	return r
+}
+
+// WriteSealedFakeRelease writes the fake release plus the release.json and
+// SHA256SUMS that image.LoadRelease requires (image.Seal), for tests of
+// code that checks a release's integrity before using it.
+func WriteSealedFakeRelease(tb testing.TB, dir string) {
+	tb.Helper()
+	WriteFakeRelease(tb, dir)
+	cmdline, err := os.ReadFile(filepath.Join(dir, image.FileCmdline))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rel := &image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline), KernelVersion: "6.12.0-test", SourceCommit: "unknown"}
+	if err := image.Seal(dir, rel); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := image.LoadRelease(dir); err != nil {
+		tb.Fatal(err)
+	}
 }
