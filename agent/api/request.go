@@ -251,21 +251,7 @@ func (a *API) parseChat(r *http.Request) (*request, *Error) {
 			return nil, invalid(fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("messages[%d].role %q: want system, developer, user, assistant or tool", i, m.Role))
 		}
 	}
-	if c.MaxTokens == nil && a.cfg.MaxTokens > 0 {
-		c.MaxTokens = &a.cfg.MaxTokens
-	}
-	req := &request{stream: c.Stream}
-	if c.Stream {
-		req.wantUsage = c.StreamOptions != nil && c.StreamOptions.IncludeUsage
-		c.StreamOptions = &streamOptions{IncludeUsage: true}
-	}
-	c.User = ""
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, invalid("", err.Error())
-	}
-	req.upstream = b
-	return req, nil
+	return a.upstream(&c, c.Stream, &c.MaxTokens, &c.StreamOptions, &c.User)
 }
 
 // parseCompletion validates a legacy completion request.
@@ -280,15 +266,23 @@ func (a *API) parseCompletion(r *http.Request) (*request, *Error) {
 	if c.Prompt == "" {
 		return nil, invalid("prompt", "prompt: a non-empty string is required")
 	}
-	if c.MaxTokens == nil && a.cfg.MaxTokens > 0 {
-		c.MaxTokens = &a.cfg.MaxTokens
+	return a.upstream(&c, c.Stream, &c.MaxTokens, &c.StreamOptions, &c.User)
+}
+
+// upstream finishes a validated request c for the engine: the configured
+// max_tokens when the client gave none, usage always requested on a stream
+// (the client sees it only if it asked), the user field dropped, and the
+// body re-encoded. The pointers are c's own fields.
+func (a *API) upstream(c any, stream bool, maxTokens **int, opts **streamOptions, user *string) (*request, *Error) {
+	if *maxTokens == nil && a.cfg.MaxTokens > 0 {
+		*maxTokens = &a.cfg.MaxTokens
 	}
-	req := &request{stream: c.Stream}
-	if c.Stream {
-		req.wantUsage = c.StreamOptions != nil && c.StreamOptions.IncludeUsage
-		c.StreamOptions = &streamOptions{IncludeUsage: true}
+	req := &request{stream: stream}
+	if stream {
+		req.wantUsage = *opts != nil && (*opts).IncludeUsage
+		*opts = &streamOptions{IncludeUsage: true}
 	}
-	c.User = ""
+	*user = ""
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, invalid("", err.Error())

@@ -163,6 +163,25 @@ func encode(rec Record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// prepare builds and encodes the next record; the caller holds mu.
+// Records after the first continue the chain; Prev is only meaningful on
+// a file's first line, but keeping it everywhere costs little and lets
+// any line be checked alone.
+func (j *Journal) prepare(kind string, v any) (Record, []byte, error) {
+	if j.f == nil {
+		return Record{}, nil, fmt.Errorf("journal %s: closed or failed", j.path)
+	}
+	rec, err := j.next(kind, v)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	b, err := encode(rec)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	return rec, b, nil
+}
+
 func (j *Journal) next(kind string, v any) (Record, error) {
 	if !kindRE.MatchString(kind) {
 		return Record{}, fmt.Errorf("journal: bad record kind %q", kind)
@@ -181,17 +200,7 @@ func (j *Journal) next(kind string, v any) (Record, error) {
 func (j *Journal) Append(kind string, v any) (Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f == nil {
-		return Record{}, fmt.Errorf("journal %s: closed or failed", j.path)
-	}
-	rec, err := j.next(kind, v)
-	if err != nil {
-		return Record{}, err
-	}
-	// Records after the first continue the chain; Prev is only meaningful
-	// on a file's first line, but keeping it everywhere costs little and
-	// lets any line be checked alone.
-	b, err := encode(rec)
+	rec, b, err := j.prepare(kind, v)
 	if err != nil {
 		return Record{}, err
 	}
@@ -219,14 +228,7 @@ func (j *Journal) fail() {
 func (j *Journal) Compact(kind string, v any) (Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f == nil {
-		return Record{}, fmt.Errorf("journal %s: closed or failed", j.path)
-	}
-	rec, err := j.next(kind, v)
-	if err != nil {
-		return Record{}, err
-	}
-	b, err := encode(rec)
+	rec, b, err := j.prepare(kind, v)
 	if err != nil {
 		return Record{}, err
 	}
