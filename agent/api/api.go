@@ -25,6 +25,9 @@ type Engine interface {
 	URL() string
 	// Restarts counts engine restarts.
 	Restarts() uint64
+	// Recycle kills a stalled engine so that it is restarted; false when
+	// no engine process runs.
+	Recycle(reason error) bool
 }
 
 // Config configures the API. Zero values take the defaults below.
@@ -51,6 +54,15 @@ type Config struct {
 	Now func() time.Time
 	// Transport reaches the engine (a dedicated loopback transport when nil).
 	Transport http.RoundTripper
+	// StallTimeout: when requests are in flight to the engine and none of
+	// them has received a byte (headers or body) for this long, the engine
+	// is stalled: the API has it recycled (Engine.Recycle), and the
+	// requests fail with 503 (or an error event once streaming). It is the
+	// engine as a whole that must make progress, so requests queued inside
+	// the engine behind a running generation do not count as stalled; the
+	// engine is warmed (model loaded) before it counts as ready, so a cold
+	// start is not a stall either. 0: DefaultStallTimeout; negative: off.
+	StallTimeout time.Duration
 }
 
 // Defaults of Config.
@@ -58,6 +70,7 @@ const (
 	DefaultMaxConcurrent = 64
 	DefaultQueueDepth    = 256
 	DefaultQueueTimeout  = 60 * time.Second
+	DefaultStallTimeout  = 120 * time.Second
 	DefaultMaxBody       = 1 << 20
 	// MaxResponse bounds a non-streaming engine response.
 	MaxResponse = 64 << 20
@@ -90,6 +103,11 @@ type API struct {
 	waiting atomic.Int64
 	m       *metrics
 	started int64
+	// Engine progress, for the stall watchdog (stall.go).
+	upInflight atomic.Int64 // requests waiting on or reading from the engine
+	lastByte   atomic.Int64 // monotonic nanoseconds since epoch0 of the last engine byte
+	stalls     atomic.Uint64
+	epoch0     time.Time
 }
 
 // New checks cfg and returns the handler of Paths.
@@ -111,6 +129,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.QueueTimeout <= 0 {
 		cfg.QueueTimeout = DefaultQueueTimeout
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
@@ -140,6 +161,7 @@ func New(cfg Config) (*API, error) {
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 		m:       newMetrics(),
 		started: cfg.Now().Unix(),
+		epoch0:  time.Now(),
 	}
 	a.mux.HandleFunc(PathChat, a.completion(PathChat, a.parseChat))
 	a.mux.HandleFunc(PathCompletions, a.completion(PathCompletions, a.parseCompletion))
@@ -173,6 +195,7 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 		queue:    int(a.waiting.Load()),
 		inflight: len(a.sem),
 		restarts: a.cfg.Engine.Restarts(),
+		stalls:   a.stalls.Load(),
 		up:       a.cfg.Engine.URL() != "",
 	})
 }
@@ -269,25 +292,35 @@ func (a *API) serve(endpoint string, w http.ResponseWriter, r *http.Request, sta
 		return fail(&Error{Status: http.StatusInternalServerError, Type: typeServer, Message: err.Error()})
 	}
 	up.Header.Set("Content-Type", "application/json")
+	w8 := a.watch()
+	defer w8.done()
 	resp, err := a.client.Do(up)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return statusClientGone
 		}
 		a.cfg.Log.Warn("engine request failed", "endpoint", endpoint, "request_id", id, "err", err)
+		if w8.stalled() {
+			return fail(engineStalled(a.cfg.StallTimeout))
+		}
 		return fail(engineDown())
 	}
+	a.progress()
+	resp.Body = w8.body(resp.Body)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fail(upstreamError(resp))
 	}
 	if req.stream {
-		return a.stream(endpoint, w, r, resp, req, id, start)
+		return a.stream(endpoint, w, r, resp, req, id, start, w8)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil || len(body) > MaxResponse {
 		if r.Context().Err() != nil {
 			return statusClientGone
+		}
+		if w8.stalled() {
+			return fail(engineStalled(a.cfg.StallTimeout))
 		}
 		return fail(&Error{Status: http.StatusBadGateway, Type: typeServer, Code: codeEngineErr,
 			Message: fmt.Sprintf("the engine's response broke off: %v", err)})
@@ -311,6 +344,11 @@ func (a *API) serve(endpoint string, w http.ResponseWriter, r *http.Request, sta
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	return http.StatusOK
+}
+
+func engineStalled(d time.Duration) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: typeServer, Code: codeEngine, RetryAfter: 1,
+		Message: fmt.Sprintf("the inference engine stalled (no output for %s) and is being restarted; retry later", d)}
 }
 
 func engineDown() *Error {

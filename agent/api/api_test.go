@@ -370,8 +370,9 @@ const recordedSilentEnd = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.comple
 
 type staticEngine string
 
-func (s staticEngine) URL() string      { return string(s) }
-func (s staticEngine) Restarts() uint64 { return 0 }
+func (s staticEngine) URL() string        { return string(s) }
+func (s staticEngine) Restarts() uint64   { return 0 }
+func (s staticEngine) Recycle(error) bool { return false }
 
 func TestStreamSilentEnd(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -81,9 +81,9 @@ func (m *metrics) tokens(in, out uint64) {
 
 // gauges are read from the API and the engine at exposition time.
 type gauges struct {
-	queue, inflight int
-	restarts        uint64
-	up              bool
+	queue, inflight  int
+	restarts, stalls uint64
+	up               bool
 }
 
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -139,8 +139,10 @@ func (m *metrics) write(w io.Writer, g gauges) error {
 	fmt.Fprintf(&b, "chrysalis_queue_depth %d\n", g.queue)
 	family("chrysalis_inflight", "gauge", "Requests holding a concurrency slot.")
 	fmt.Fprintf(&b, "chrysalis_inflight %d\n", g.inflight)
-	family("chrysalis_engine_restarts_total", "counter", "Engine restarts after a crash or failed health checks.")
+	family("chrysalis_engine_restarts_total", "counter", "Engine restarts after a crash, failed health checks or a stall.")
 	fmt.Fprintf(&b, "chrysalis_engine_restarts_total %d\n", g.restarts)
+	family("chrysalis_engine_stalls_total", "counter", "Times the API found the engine silent for the stall timeout with requests in flight, and had it recycled.")
+	fmt.Fprintf(&b, "chrysalis_engine_stalls_total %d\n", g.stalls)
 	family("chrysalis_engine_up", "gauge", "1 while the engine is healthy, 0 while it is starting or restarting.")
 	up := 0
 	if g.up {

@@ -45,7 +45,7 @@ var (
 //   - after [DONE], when the engine reported usage and a Signer is set,
 //     a final event "event: chrysalis.receipt" carries the signed
 //     receipt's canonical JSON.
-func (a *API) stream(endpoint string, w http.ResponseWriter, r *http.Request, resp *http.Response, req *request, id string, start time.Time) int {
+func (a *API) stream(endpoint string, w http.ResponseWriter, r *http.Request, resp *http.Response, req *request, id string, start time.Time, w8 *watch) int {
 	fl, _ := w.(http.Flusher)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -115,6 +115,9 @@ func (a *API) stream(endpoint string, w http.ResponseWriter, r *http.Request, re
 		return statusClientGone
 	}
 	if rerr != nil {
+		if w8.stalled() {
+			rerr = fmt.Errorf("the engine stalled (no output for %s) and is being restarted: %v", a.cfg.StallTimeout, rerr)
+		}
 		a.cfg.Log.Warn("engine stream broke off", "endpoint", endpoint, "request_id", id, "err", rerr)
 		e := &Error{Type: typeServer, Code: codeEngineErr, Message: fmt.Sprintf("the engine's stream broke off: %v", rerr)}
 		b, _ := e.MarshalJSON()

@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"strconv"
 )
@@ -20,6 +25,9 @@ type Ollama struct {
 	// Home is a writable directory for $HOME (ollama creates
 	// ~/.ollama/id_ed25519 there at start, and exits if it cannot).
 	Home string
+	// Model is the store's model ("name:tag") that Warm loads before the
+	// engine counts as ready ("": no warm-up, loaded by the first request).
+	Model string
 	// NumParallel is OLLAMA_NUM_PARALLEL (0: ollama's default, 1).
 	NumParallel int
 	// Env holds extra KEY=VALUE variables, appended last.
@@ -58,4 +66,39 @@ func (o Ollama) Command(host string, port int) (*exec.Cmd, error) {
 	}
 	cmd.Env = environ(append(env, o.Env...)...)
 	return cmd, nil
+}
+
+// Warm implements Warmer: a generate request with an empty prompt, which
+// makes ollama load the model (and keep it: OLLAMA_KEEP_ALIVE=-1) and
+// answer {"done":true,"done_reason":"load"} without generating.
+func (o Ollama) Warm(ctx context.Context, base string) error {
+	if o.Model == "" {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{"model": o.Model, "stream": false})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/generate", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("load model %s: %w", o.Model, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	var r struct {
+		Done  bool   `json:"done"`
+		Error string `json:"error"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil || !r.Done {
+		if r.Error != "" {
+			return fmt.Errorf("load model %s: %s: %s", o.Model, resp.Status, r.Error)
+		}
+		return fmt.Errorf("load model %s: %s: %.200q", o.Model, resp.Status, b)
+	}
+	return nil
 }

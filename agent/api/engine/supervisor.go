@@ -28,6 +28,16 @@ type Adapter interface {
 	HealthPath() string
 }
 
+// Warmer is implemented by adapters whose engine must do more than
+// answer its health path before it can serve (ollama loads its model on
+// the first request): the supervisor calls Warm once per start, after the
+// first healthy answer and within StartTimeout, and reports the engine
+// ready only when it succeeds. A warm engine answers its first request
+// without a load pause, so a silent engine is a stalled one (Recycle).
+type Warmer interface {
+	Warm(ctx context.Context, base string) error
+}
+
 // Config tunes a Supervisor. Zero durations take the defaults below.
 type Config struct {
 	Adapter Adapter
@@ -69,6 +79,9 @@ type Supervisor struct {
 	pid   int
 	ready chan struct{} // closed while up; replaced when it goes down
 	err   error         // last start or crash error
+	// recycle is the reason Recycle gave for killing the current process,
+	// reported when runOnce sees it exit.
+	recycle error
 
 	restarts atomic.Uint64
 	cancel   context.CancelFunc
@@ -165,6 +178,42 @@ func (s *Supervisor) Err() error {
 	return s.err
 }
 
+// Recycle kills the running engine because its user found it stalled
+// (reason says how); the supervisor restarts it with the usual backoff,
+// counted in Restarts. The engine is reported down at once, so new
+// requests get "restarting" instead of the stalled process. It returns
+// false when no engine process is running.
+func (s *Supervisor) Recycle(reason error) bool {
+	s.mu.Lock()
+	pid := s.pid
+	if pid == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.recycle = reason
+	if s.url != "" {
+		s.ready = make(chan struct{})
+	}
+	s.url = ""
+	s.mu.Unlock()
+	s.cfg.Log.Warn("engine recycled", "engine", s.cfg.Adapter.Name(), "pid", pid, "reason", reason)
+	syscall.Kill(-pid, syscall.SIGKILL)
+	return true
+}
+
+// exitReason is why the process exited: the Recycle reason if it was
+// recycled, else its wait status.
+func (s *Supervisor) exitReason(pid int, werr error, phase string) error {
+	s.mu.Lock()
+	r := s.recycle
+	s.recycle = nil
+	s.mu.Unlock()
+	if r != nil {
+		return fmt.Errorf("%s engine (pid %d) recycled%s: %w", s.cfg.Adapter.Name(), pid, phase, r)
+	}
+	return fmt.Errorf("%s engine (pid %d) exited%s: %v", s.cfg.Adapter.Name(), pid, phase, werr)
+}
+
 // WaitReady blocks until the engine is healthy or ctx ends.
 func (s *Supervisor) WaitReady(ctx context.Context) error {
 	for {
@@ -185,10 +234,16 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 	}
 }
 
-func (s *Supervisor) setUp(url string, pid int) {
+func (s *Supervisor) setPID(pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.url, s.pid = url, pid
+	s.pid = pid
+}
+
+func (s *Supervisor) setUp(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.url = url
 	close(s.ready)
 }
 
@@ -254,6 +309,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		return fmt.Errorf("%s engine: start %s: %w", name, cmd.Path, err)
 	}
 	pid := cmd.Process.Pid
+	s.setPID(pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	kill := func() {
@@ -270,7 +326,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		select {
 		case err := <-exited:
 			kill()
-			return fmt.Errorf("%s engine (pid %d) exited during start: %v", name, pid, err)
+			return s.exitReason(pid, err, " during start")
 		case <-ctx.Done():
 			kill()
 			<-exited
@@ -283,7 +339,35 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 			healthy = s.check(ctx, base) == nil
 		}
 	}
-	s.setUp(base, pid)
+	if w, ok := s.cfg.Adapter.(Warmer); ok {
+		wctx, wcancel := context.WithCancel(ctx)
+		warmed := make(chan error, 1)
+		go func() { warmed <- w.Warm(wctx, base) }()
+		select {
+		case err := <-exited:
+			wcancel()
+			kill()
+			return s.exitReason(pid, err, " during warm-up")
+		case <-ctx.Done():
+			wcancel()
+			kill()
+			<-exited
+			return nil
+		case <-deadline.C:
+			wcancel()
+			kill()
+			<-exited
+			return fmt.Errorf("%s engine (pid %d) not warm after %s", name, pid, s.cfg.StartTimeout)
+		case err := <-warmed:
+			wcancel()
+			if err != nil {
+				kill()
+				<-exited
+				return fmt.Errorf("%s engine (pid %d) warm-up: %w", name, pid, err)
+			}
+		}
+	}
+	s.setUp(base)
 	s.cfg.Log.Info("engine ready", "engine", name, "pid", pid, "url", base)
 
 	tick := time.NewTicker(s.cfg.HealthInterval)
@@ -293,7 +377,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		select {
 		case err := <-exited:
 			kill()
-			return fmt.Errorf("%s engine (pid %d) exited: %v", name, pid, err)
+			return s.exitReason(pid, err, "")
 		case <-ctx.Done():
 			kill()
 			<-exited

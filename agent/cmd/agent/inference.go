@@ -54,7 +54,7 @@ func startInference(log *slog.Logger, cfg *guest.Config) (*inference, error) {
 		return nil, err
 	}
 	sup, err := engine.NewSupervisor(engine.Config{
-		Adapter: engine.Ollama{Binary: bin, Models: filepath.Join(guest.ModelMountPoint, engineStore), Home: home},
+		Adapter: engine.Ollama{Binary: bin, Models: filepath.Join(guest.ModelMountPoint, engineStore), Home: home, Model: m.Model},
 		Log:     log.With("component", "engine"), StartTimeout: engineStart,
 	})
 	if err != nil {
