@@ -12,6 +12,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/quote/quotetest"
 )
 
 func TestCacheHitAndExpiry(t *testing.T) {
@@ -253,33 +254,73 @@ func TestMutualRATLS(t *testing.T) {
 	})
 }
 
-func BenchmarkVerifyTDXCertificate(b *testing.B) {
-	e := newTDXEnv(b)
-	k := mustKey(b)
-	cert := certFor(b, k, e.bundle(b, k, tdxIssue{}))
-	if _, err := Certificate(cert, e.pol, Options{Now: now}); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Certificate(cert, e.pol, Options{Now: now}); err != nil {
-			b.Fatal(err)
-		}
+// benchEnvs are the TDX policies the benchmarks verify under: without
+// collateral (TCB status Unknown admitted) and with collateral read from
+// the offline cache directory on every verification (UpToDate required).
+func benchEnvs(b *testing.B) []struct {
+	name string
+	env  *tdxEnv
+} {
+	h := quotetest.NewHierarchy(b)
+	return []struct {
+		name string
+		env  *tdxEnv
+	}{
+		{"unknown-tcb", newTDXEnv(b)},
+		{"offline-collateral", newCollateralEnv(b, h, h.CollateralDir(nil), "", "tdx-collateral")},
 	}
 }
 
-func BenchmarkCacheHit(b *testing.B) {
-	e := newTDXEnv(b)
-	k := mustKey(b)
-	cert := certFor(b, k, e.bundle(b, k, tdxIssue{}))
-	c := NewCache(1024, time.Hour)
-	if _, err := c.Certificate(cert, e.pol, Options{Now: now}); err != nil {
-		b.Fatal(err)
+// BenchmarkVerifyTDXCertificate is a full verification of an RA-TLS
+// certificate carrying a v4 TDX quote: certificate, bundle, REPORTDATA
+// binding, event log replay, quote (PCK chain, QE report, signature,
+// go-tdx-guest cross-check), collateral where the policy has it, image
+// allowlist.
+func BenchmarkVerifyTDXCertificate(b *testing.B) {
+	for _, bc := range benchEnvs(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			e := bc.env
+			k := mustKey(b)
+			cert := certFor(b, k, e.bundle(b, k, tdxIssue{}))
+			res, err := Certificate(cert, e.pol, Options{Now: now})
+			if err != nil {
+				b.Fatal(err)
+			}
+			want := "Unknown"
+			if e.pol.Quote.Collateral != nil {
+				want = "UpToDate"
+			}
+			if got := res.Measurements["TCB status"]; got != want {
+				b.Fatalf("TCB status %q, want %q", got, want)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Certificate(cert, e.pol, Options{Now: now}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Certificate(cert, e.pol, Options{Now: now}); err != nil {
-			b.Fatal(err)
-		}
+}
+
+// BenchmarkCacheHit is a verification served by the cache.
+func BenchmarkCacheHit(b *testing.B) {
+	for _, bc := range benchEnvs(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			e := bc.env
+			k := mustKey(b)
+			cert := certFor(b, k, e.bundle(b, k, tdxIssue{}))
+			c := NewCache(1024, time.Hour)
+			first, err := c.Certificate(cert, e.pol, Options{Now: now})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, err := c.Certificate(cert, e.pol, Options{Now: now}); err != nil || r != first {
+					b.Fatalf("not a cache hit: %v", err)
+				}
+			}
+		})
 	}
 }

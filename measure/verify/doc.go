@@ -17,6 +17,8 @@
 // Every rejection is an *Error with a Reason saying which check failed.
 // Cache memoises successful verifications by certificate hash until the
 // certificate expires or a TTL passes (never for nonce-bound checks);
-// CachedClientConfig and ServerConfigMutual give TLS 1.3-only configs for
-// one-way and mutual RA-TLS.
+// CachedClientConfig gives a TLS 1.3-only client config for one-way
+// RA-TLS, and ClientConfigMutual (the proxy) with ServerConfigMutual (the
+// worker) for mutual RA-TLS, where each side presents its own RA-TLS
+// certificate and verifies the other's under its own policy.
 package verify

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -42,7 +43,11 @@ func hexSHA(s string) string {
 
 // signedManifest builds a one-shape manifest, signs it with a test
 // ed25519 key, and verifies it against that pinned key.
-func signedManifest(t testing.TB) *manifest.Signed {
+func signedManifest(t testing.TB) *manifest.Signed { return signedManifestFor(t, "") }
+
+// signedManifestFor is signedManifest for another image: a non-empty
+// image name changes MRTD, so the image hash differs.
+func signedManifestFor(t testing.TB, image string) *manifest.Signed {
 	t.Helper()
 	s := &shape.VMShape{Name: "test-small", VCPUs: 1, MemoryMiB: 1024, NICs: 1,
 		Disks: []shape.DiskSlot{{Kind: shape.DiskConfig}},
@@ -59,7 +64,7 @@ func signedManifest(t testing.TB) *manifest.Signed {
 	kv := manifest.KernelVariant(s)
 	m, err := manifest.New(rel, inputs, []manifest.ShapeValues{{
 		Shape: s,
-		MRTD:  manifest.Variant{Name: shape.MRTDSinglePass, Value: fakeDigest("mrtd")},
+		MRTD:  manifest.Variant{Name: shape.MRTDSinglePass, Value: fakeDigest(image + "mrtd")},
 		RTMR0: fakeDigest("rtmr0"),
 		RTMR1: manifest.Variant{Name: kv, Value: fakeDigest("rtmr1")},
 		RTMR2: manifest.Variant{Name: shape.InitrdSuffix, Value: fakeDigest("rtmr2")},
@@ -95,11 +100,27 @@ func newTDXEnv(t testing.TB) *tdxEnv {
 	return e
 }
 
+// newCollateralEnv is a policy named name that admits only the image
+// signedManifestFor(image) describes, running on hierarchy h's platforms
+// with TCB status UpToDate, judged with collateral from the offline
+// cache directory dir (as `chrysalis verify --collateral DIR` does).
+func newCollateralEnv(t testing.TB, h *quotetest.Hierarchy, dir, image, name string) *tdxEnv {
+	t.Helper()
+	signed := signedManifestFor(t, image)
+	e := &tdxEnv{h: h, shape: signed.Manifest.Shapes[0]}
+	e.pol = Policy{Name: name, Quote: &quote.Policy{TrustedRoots: h.Roots(), Collateral: quote.DirSource{Dir: dir}, Now: now}}
+	if err := e.pol.AllowManifest(signed); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // body is the quote body of a TD running the manifest's shape.
 func (e *tdxEnv) body(rtmr3 event.Digest, rd [64]byte) quotetest.Body {
 	s := e.shape
 	return quotetest.Body{Fields: quote.Fields{
-		MRTD: s.MRTD, RTMR: [4][48]byte{s.RTMR0, s.RTMR1, s.RTMR2, rtmr3},
+		TeeTcbSvn: quotetest.TeeTcbSvnUpToDate,
+		MRTD:      s.MRTD, RTMR: [4][48]byte{s.RTMR0, s.RTMR1, s.RTMR2, rtmr3},
 		TDATTRIBUTES: s.TD.TDAttributes, XFAM: s.TD.XFAM,
 		MRCONFIGID: s.TD.MRConfigID, MROWNER: s.TD.MROwner, MROWNERCONFIG: s.TD.MROwnerConfig,
 		REPORTDATA: rd,
@@ -107,10 +128,11 @@ func (e *tdxEnv) body(rtmr3 event.Digest, rd [64]byte) quotetest.Body {
 }
 
 type tdxIssue struct {
-	nonce  string
-	body   func(*quotetest.Body)          // before the quote is signed
-	bundle func(*evidence.Bundle, []byte) // after: what an attacker without the TEE can do
-	h      *quotetest.Hierarchy           // signer (default: the trusted one)
+	instance string // measured instance name (default "w1")
+	nonce    string
+	body     func(*quotetest.Body)          // before the quote is signed
+	bundle   func(*evidence.Bundle, []byte) // after: what an attacker without the TEE can do
+	h        *quotetest.Hierarchy           // signer (default: the trusted one)
 }
 
 // bundle issues a TDX bundle the way the agent does, for key.
@@ -120,8 +142,12 @@ func (e *tdxEnv) bundle(t testing.TB, key *ecdsa.PrivateKey, o tdxIssue) *eviden
 	if err != nil {
 		t.Fatal(err)
 	}
+	inst := o.instance
+	if inst == "" {
+		inst = "w1"
+	}
 	var l event.Log
-	ce, err := event.New(event.NameConfig, 1, guest.MeasuredConfig{Instance: "w1", Model: "m"})
+	ce, err := event.New(event.NameConfig, 1, guest.MeasuredConfig{Instance: inst, Model: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +155,7 @@ func (e *tdxEnv) bundle(t testing.TB, key *ecdsa.PrivateKey, o tdxIssue) *eviden
 	re, _ := event.New(event.NameReady, 1, struct{}{})
 	l.Append(re)
 	mr, _ := l.Replay()
-	c := evidence.Claims{TLSKeySHA256: evidence.SPKIHash(spki), IssuedAt: now.Unix(), Nonce: o.nonce, Instance: "w1", Model: "m"}
+	c := evidence.Claims{TLSKeySHA256: evidence.SPKIHash(spki), IssuedAt: now.Unix(), Nonce: o.nonce, Instance: inst, Model: "m"}
 	rd, err := evidence.ReportData(spki, c)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +183,7 @@ func certFor(t testing.TB, key *ecdsa.PrivateKey, b *evidence.Bundle) *x509.Cert
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := evidence.NewCertificate(key, enc, "w1", now)
+	der, err := evidence.NewCertificate(key, enc, b.Claims.Instance, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +192,15 @@ func certFor(t testing.TB, key *ecdsa.PrivateKey, b *evidence.Bundle) *x509.Cert
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// identity is a TDX RA-TLS identity (fresh key, certificate) as the agent
+// presents it in a TLS handshake.
+func (e *tdxEnv) identity(t testing.TB, o tdxIssue) tls.Certificate {
+	t.Helper()
+	k := mustKey(t)
+	cert := certFor(t, k, e.bundle(t, k, o))
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: k, Leaf: cert}
 }
 
 // certWithExtra is evidence.NewCertificate plus extra extensions.

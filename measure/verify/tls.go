@@ -61,3 +61,32 @@ func ServerConfigMutual(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, er
 		VerifyConnection: verifyPeer(pol, opts, cache, onVerified),
 	}
 }
+
+// ClientConfigMutual returns a TLS 1.3 client config for mutual RA-TLS,
+// the proxy's side of a connection to a worker: getCert supplies the
+// proxy's own RA-TLS certificate whenever a server asks for one (called
+// per handshake, so a proxy can rotate its short-lived certificate), and
+// the server must present an RA-TLS certificate that verifies under pol
+// (through cache when it is not nil, never with opts.Nonce set).
+// onVerified, when set, is called with each verified server's Result.
+// The worker's side is ServerConfigMutual.
+//
+// A nil getCert, or one returning no certificate, fails the handshake
+// on the client rather than connecting without a client certificate.
+func ClientConfigMutual(getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error), pol Policy, opts Options, cache *Cache, onVerified func(*Result)) *tls.Config {
+	cfg := CachedClientConfig(pol, opts, cache, onVerified)
+	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if getCert == nil {
+			return nil, errors.New("ra-tls: mutual RA-TLS client has no certificate source")
+		}
+		c, err := getCert(cri)
+		if err != nil {
+			return nil, fmt.Errorf("ra-tls: client certificate: %w", err)
+		}
+		if c == nil || len(c.Certificate) == 0 {
+			return nil, errors.New("ra-tls: mutual RA-TLS client has no certificate to present")
+		}
+		return c, nil
+	}
+	return cfg
+}

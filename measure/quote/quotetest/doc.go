@@ -10,6 +10,19 @@
 // by the PCK key, and the certification data (type 6 wrapping type 5)
 // carries the PEM chain leaf, intermediate, root.
 //
+// Hierarchy.Collateral generates the Intel PCS collateral for such
+// quotes: TDX TCB info (version 3, Intel's field names, levels matching
+// the PCK certificate and TeeTcbSvnUpToDate / TeeTcbSvnOutOfDate /
+// TeeTcbSvnModuleOutOfDate) and the TD QE identity (version 2, matching
+// the QE report), both signed by a generated "Intel SGX TCB Signing"
+// certificate under the root, the PCK CRL (by the intermediate) and the
+// root CA CRL (by the root, at the root's CRL distribution point).
+// CollateralOptions edit, forge, revoke or expire any of it for negative
+// tests. Collateral.WriteDir lays it out as measure/quote's DirSource
+// reads it (through quote.WriteCache), and Collateral.PCCS serves it
+// like a PCCS for quote.PCSSource; go-tdx-guest's verifier accepts it
+// too.
+//
 // The certificates use Intel's subject names because go-tdx-guest's v4
 // verifier insists on them; they are nonetheless signed by a key made in
 // the test, so such a quote verifies only where the test injects

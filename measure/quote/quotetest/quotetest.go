@@ -23,13 +23,40 @@ const (
 	RootName         = "Intel SGX Root CA"
 	IntermediateName = "Intel SGX PCK Platform CA"
 	PCKName          = "Intel SGX PCK Certificate"
+	// TCBSigningName is the subject of the certificate that signs TCB
+	// info and QE identity (Intel's name; go-tdx-guest insists on it).
+	TCBSigningName = "Intel SGX TCB Signing"
 )
+
+// RootCRLURL is the root CA's CRL distribution point, as in Intel's root:
+// the verifier fetches the root CA CRL from it.
+const RootCRLURL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
 
 // Validity of every certificate of the hierarchy.
 var (
 	NotBefore = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	NotAfter  = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// The PCK certificate's TCB (SGX TCB components = CPUSVN, PCESVN) and the
+// QE report's identity; the generated collateral matches them.
+const (
+	pckPCESVN      = 13
+	qeMRSIGNERByte = 0xdc
+	qeISVProdID    = 2
+	qeISVSVN       = 4
+)
+
+// qeAttributes are the QE report's ATTRIBUTES (INIT|MODE64BIT, XFRM x87|SSE|AVX...).
+var qeAttributes = [16]byte{0x11, 0, 0, 0, 0, 0, 0, 0, 0xe7}
+
+func pckCPUSVN() []byte {
+	c := make([]byte, 16)
+	for i := range c {
+		c[i] = byte((i + 1) % 4)
+	}
+	return c
+}
 
 // SGX extension OIDs (Intel PCK certificate profile; the same values as
 // go-tdx-guest's pcs package).
@@ -52,10 +79,16 @@ var qeVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 
 // Hierarchy is a generated PCK certificate hierarchy and QE attestation key.
 type Hierarchy struct {
 	Root, Intermediate, PCK *x509.Certificate
+	// TCBSigning signs the generated TCB info and QE identity (see
+	// Hierarchy.Collateral); it is issued by Root.
+	TCBSigning *x509.Certificate
 	// ChainPEM is leaf, intermediate, root as the quote carries them.
 	ChainPEM []byte
 
 	t         testing.TB
+	rootKey   *ecdsa.PrivateKey
+	interKey  *ecdsa.PrivateKey
+	tcbKey    *ecdsa.PrivateKey
 	pckKey    *ecdsa.PrivateKey
 	attestKey *ecdsa.PrivateKey
 }
@@ -91,6 +124,10 @@ func newHierarchy() (*Hierarchy, error) {
 	if err != nil {
 		return nil, err
 	}
+	tcbKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
 	name := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{"Intel Corporation"}, Locality: []string{"Santa Clara"},
 			Province: []string{"CA"}, Country: []string{"US"}}
@@ -98,6 +135,7 @@ func newHierarchy() (*Hierarchy, error) {
 	rootT := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: name(RootName), NotBefore: NotBefore, NotAfter: NotAfter,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1,
+		CRLDistributionPoints: []string{RootCRLURL},
 	}
 	root, err := create(rootT, rootT, rootKey, rootKey)
 	if err != nil {
@@ -111,6 +149,15 @@ func newHierarchy() (*Hierarchy, error) {
 	inter, err := create(interT, root, interKey, rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("intermediate: %w", err)
+	}
+	tcbT := &x509.Certificate{
+		SerialNumber: big.NewInt(4), Subject: name(TCBSigningName), NotBefore: NotBefore, NotAfter: NotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		BasicConstraintsValid: true, CRLDistributionPoints: []string{RootCRLURL},
+	}
+	tcbSigning, err := create(tcbT, root, tcbKey, rootKey)
+	if err != nil {
+		return nil, fmt.Errorf("TCB signing: %w", err)
 	}
 	sgx, err := sgxExtension()
 	if err != nil {
@@ -139,7 +186,8 @@ func newHierarchy() (*Hierarchy, error) {
 	for _, c := range []*x509.Certificate{leaf, inter, root} {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
-	return &Hierarchy{Root: root, Intermediate: inter, PCK: leaf, ChainPEM: chain, pckKey: pckKey, attestKey: attestKey}, nil
+	return &Hierarchy{Root: root, Intermediate: inter, PCK: leaf, TCBSigning: tcbSigning, ChainPEM: chain,
+		rootKey: rootKey, interKey: interKey, tcbKey: tcbKey, pckKey: pckKey, attestKey: attestKey}, nil
 }
 
 func create(tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) (*x509.Certificate, error) {
@@ -174,16 +222,15 @@ func raw(v any) (asn1.RawValue, error) {
 // components, PCESVN, CPUSVN), PCEID, FMSPC.
 func sgxExtension() ([]byte, error) {
 	var tcb []asn1.RawValue
-	cpusvn := make([]byte, 16)
+	cpusvn := pckCPUSVN()
 	for i := 1; i <= 16; i++ {
-		cpusvn[i-1] = byte(i % 4)
-		r, err := raw(oidInt{append(append(asn1.ObjectIdentifier{}, oidTCB...), i), i % 4})
+		r, err := raw(oidInt{append(append(asn1.ObjectIdentifier{}, oidTCB...), i), int(cpusvn[i-1])})
 		if err != nil {
 			return nil, err
 		}
 		tcb = append(tcb, r)
 	}
-	for _, v := range []any{oidInt{oidPCESVN, 13}, oidOctets{oidCPUSVN, cpusvn}} {
+	for _, v := range []any{oidInt{oidPCESVN, pckPCESVN}, oidOctets{oidCPUSVN, cpusvn}} {
 		r, err := raw(v)
 		if err != nil {
 			return nil, err
@@ -306,15 +353,15 @@ func (h *Hierarchy) quote(body Body) ([]byte, error) {
 	// key and the QE auth data.
 	rep := make([]byte, 384)
 	copy(rep[0:16], []byte{3, 3, 2, 2, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // CPUSVN
-	copy(rep[48:64], []byte{0x11, 0, 0, 0, 0, 0, 0, 0, 0xe7, 0, 0, 0, 0, 0, 0, 0})
+	copy(rep[48:64], qeAttributes[:])
 	for i := 64; i < 96; i++ {
 		rep[i] = 0x5e // MRENCLAVE
 	}
 	for i := 128; i < 160; i++ {
-		rep[i] = 0xdc // MRSIGNER
+		rep[i] = qeMRSIGNERByte // MRSIGNER
 	}
-	binary.LittleEndian.PutUint16(rep[256:], 2) // ISVPRODID: TD QE
-	binary.LittleEndian.PutUint16(rep[258:], 4) // ISVSVN
+	binary.LittleEndian.PutUint16(rep[256:], qeISVProdID) // ISVPRODID: TD QE
+	binary.LittleEndian.PutUint16(rep[258:], qeISVSVN)    // ISVSVN
 	bind := sha256.Sum256(append(append([]byte{}, ak...), QEAuthData...))
 	copy(rep[320:], bind[:])
 	repSig, err := signRS(h.pckKey, rep)

@@ -2,6 +2,12 @@ package quotetest_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +90,48 @@ func TestTamperedQuoteRejected(t *testing.T) {
 	var qe *quote.Error
 	if !errors.As(err, &qe) || qe.Field != "TDATTRIBUTES" {
 		t.Fatalf("debug: %v", err)
+	}
+}
+
+// TestCollateralLayout: the collateral lands under the names
+// quote.DirSource reads, and the PCCS handler refuses what it does not serve.
+func TestCollateralLayout(t *testing.T) {
+	h := quotetest.NewHierarchy(t)
+	dir := h.CollateralDir(nil)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	want := []string{"pckcrl-platform", "pckcrl-platform.issuer-chain", "qe-identity", "qe-identity.issuer-chain",
+		"rootcrl", "tcb-00806f050000", "tcb-00806f050000.issuer-chain"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("files %v, want %v", names, want)
+	}
+	chain, _ := os.ReadFile(filepath.Join(dir, "tcb-00806f050000.issuer-chain"))
+	if !strings.HasPrefix(string(chain), "-----BEGIN%20CERTIFICATE-----%0A") {
+		t.Fatalf("issuer chain is not URL-escaped PEM: %.40q", chain)
+	}
+	srv := httptest.NewServer(h.Collateral(quotetest.CollateralOptions{}).PCCS())
+	defer srv.Close()
+	for path, code := range map[string]int{
+		"/tdx/certification/v4/qe/identity":                      http.StatusOK,
+		"/sgx/certification/v4/rootcacrl":                        http.StatusOK,
+		"/tdx/certification/v4/tcb?fmspc=00806f050000":           http.StatusOK,
+		"/tdx/certification/v4/tcb?fmspc=90c06f000000":           http.StatusNotFound,
+		"/sgx/certification/v4/pckcrl?ca=processor&encoding=der": http.StatusNotFound,
+		"/IntelSGXRootCA.der":                                    http.StatusNotFound,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Errorf("%s: %s, want %d", path, resp.Status, code)
+		}
 	}
 }
