@@ -210,26 +210,52 @@ func (d *doctor) checkMemory() {
 }
 
 func (d *doctor) checkVsock() {
-	const id, title = "vhost-vsock", "vhost-vsock for the quote and status channels"
+	const id, title = "vhost-vsock", "vhost-vsock for the guest's vsock device"
 	if d.opts.Dev {
 		d.skip(id, title, devModeSkipNotes)
 		return
 	}
 	if _, err := os.Stat(d.path(pathVhostVsock)); err != nil {
-		d.fail(id, title, hostErr(pathVhostVsock, err).Error()+": the TD reaches the quote generation service over vsock",
-			"modprobe vhost_vsock (and add vhost_vsock to /etc/modules-load.d/ to keep it)")
+		detail := hostErr(pathVhostVsock, err).Error() + ": QEMU cannot create the TD's vhost-vsock-pci device"
+		if q, _, ok := d.qgs(); ok && q.Transport == qemu.QGSVsock {
+			detail += ", and the TD reaches the quote generation service over vsock"
+		}
+		d.fail(id, title, detail, "modprobe vhost_vsock (and add vhost_vsock to /etc/modules-load.d/ to keep it)")
 		return
 	}
 	d.ok(id, title, pathVhostVsock+" present")
 }
 
+// qgs is where the TD will reach QGS and why: Options.QGS, else the
+// default of the shape's QEMU profile; ok is false without either.
+func (d *doctor) qgs() (q qemu.QGS, why string, ok bool) {
+	switch {
+	case d.opts.QGS != nil:
+		return *d.opts.QGS, "--qgs", true
+	case d.shape != nil:
+		return qemu.DefaultQGS(d.shape.QEMU), fmt.Sprintf("QEMU profile %s (QEMU %s)", d.shape.QEMU.Name, d.shape.QEMU.QEMUVersion), true
+	}
+	return qemu.QGS{}, "", false
+}
+
+// checkQGS looks for the kind of QGS endpoint the TD will use: Intel's
+// tdx-qgs serves a vsock port when /etc/qgs.conf has a port line, else its
+// unix socket, never both.
 func (d *doctor) checkQGS() {
 	const id, title = "qgs", "Intel quote generation service (QGS)"
 	if d.opts.Dev {
 		d.skip(id, title, devModeSkipNotes+" (dev evidence is unsigned)")
 		return
 	}
-	port := fmt.Sprint(qemu.DefaultQGSPort)
+	q, why, ok := d.qgs()
+	if !ok {
+		d.skip(id, title, "no shape: the QGS transport follows the shape's QEMU profile (or --qgs)")
+		return
+	}
+	if err := q.Validate(); err != nil {
+		d.fail(id, title, err.Error(), "pass --qgs unix[:PATH] or vsock[:[CID:]PORT]")
+		return
+	}
 	var found []string
 	for _, dir := range qgsUnitDirs {
 		if p := filepath.Join(dir, qgsUnitName); d.exists(p) {
@@ -239,41 +265,90 @@ func (d *doctor) checkQGS() {
 	if d.exists(pathQGSBinary) {
 		found = append(found, pathQGSBinary)
 	}
+	serve := "leave /etc/qgs.conf without a `port` line (QGS then serves " + pathQGSSocket + ")"
+	if q.Transport == qemu.QGSVsock {
+		serve = fmt.Sprintf("make /etc/qgs.conf say `port = %d`", q.Port)
+	}
 	if len(found) == 0 {
-		d.warn(id, title, fmt.Sprintf("no %s unit and no %s: the TD cannot get quotes signed (a QGS elsewhere on vsock %d:%s is invisible to this check)",
-			qgsUnitName, pathQGSBinary, qemu.DefaultQGSCID, port),
+		d.warn(id, title, fmt.Sprintf("no %s unit and no %s: the TD cannot get quotes signed (a QGS elsewhere on %s is invisible to this check)",
+			qgsUnitName, pathQGSBinary, q),
 			"install Intel's tdx-qgs and libsgx-dcap-default-qpl (Intel SGX/TDX DCAP apt repository, or your distribution's TDX stack),\n"+
-				"make /etc/qgs.conf say `port = "+port+"`, then: systemctl enable --now qgsd")
+				serve+", then: systemctl enable --now qgsd")
 		return
 	}
+	installed := "installed (" + strings.Join(found, ", ") + ")"
+	var c QGSConf
+	confNote := pathQGSConf + ": no port line"
 	b, err := d.readFile(pathQGSConf)
-	if err != nil {
-		d.warn(id, title, "QGS installed ("+strings.Join(found, ", ")+") but "+err.Error(),
-			"write /etc/qgs.conf with `port = "+port+"` and `number_threads = 4`, then: systemctl restart qgsd")
-		return
-	}
-	c, err := ParseQGSConf(b)
-	if err != nil {
-		d.warn(id, title, pathQGSConf+": "+err.Error(), "set `port = "+port+"` in /etc/qgs.conf, then: systemctl restart qgsd")
-		return
-	}
-	sock := ""
-	if d.exists(pathQGSSocket) {
-		sock = "; unix socket " + pathQGSSocket + " present"
-	}
 	switch {
-	case c.Port == 0:
-		d.warn(id, title, fmt.Sprintf("%s has no active port line, so QGS serves only its unix socket %s%s; chrysalis points the TD at vsock %d:%s "+
-			"(tdx-qgs's installer comments the port out when it finds QEMU >= 10.1 or Linux >= 6.17)",
-			pathQGSConf, pathQGSSocket, sock, qemu.DefaultQGSCID, port),
-			"uncomment `port = "+port+"` in /etc/qgs.conf, then: systemctl restart qgsd")
-	case c.Port != qemu.DefaultQGSPort:
-		d.warn(id, title, fmt.Sprintf("%s line %d: QGS listens on vsock port %d; chrysalis points the TD at vsock %d:%s", pathQGSConf, c.Line, c.Port, qemu.DefaultQGSCID, port),
-			"set `port = "+port+"` in /etc/qgs.conf, then: systemctl restart qgsd")
-	default:
-		d.ok(id, title, fmt.Sprintf("installed (%s); %s line %d: vsock port %d%s (whether qgsd runs: systemctl status qgsd)",
-			strings.Join(found, ", "), pathQGSConf, c.Line, c.Port, sock))
+	case err == nil:
+		if c, err = ParseQGSConf(b); err != nil {
+			d.warn(id, title, pathQGSConf+": "+err.Error(), serve+", then: systemctl restart qgsd")
+			return
+		}
+	case q.Transport == qemu.QGSVsock:
+		d.warn(id, title, installed+" but "+err.Error(),
+			fmt.Sprintf("write /etc/qgs.conf with `port = %d` and `number_threads = 4`, then: systemctl restart qgsd", q.Port))
+		return
+	default: // without a config file QGS serves its unix socket
+		confNote = err.Error()
 	}
+	switch q.Transport {
+	case qemu.QGSUnix:
+		if c.Port != 0 {
+			d.warn(id, title, fmt.Sprintf("%s line %d: QGS listens on vsock port %d, not on a unix socket; %s points the TD at %s",
+				pathQGSConf, c.Line, c.Port, why, q),
+				fmt.Sprintf("comment out the port line in /etc/qgs.conf (QGS then serves %s), then: systemctl restart qgsd\n"+
+					"or keep it and launch with --qgs vsock:%d:%d", pathQGSSocket, qemu.DefaultQGSCID, c.Port))
+			return
+		}
+		st, err := os.Stat(d.path(q.Path))
+		switch {
+		case err != nil:
+			d.warn(id, title, fmt.Sprintf("%s, %s, but %v: qgsd is not running (%s points the TD at %s)", installed, confNote, hostErr(q.Path, err), why, q),
+				"systemctl enable --now qgsd (its log: journalctl -u qgsd)")
+		case st.Mode()&os.ModeSocket == 0:
+			d.fail(id, title, fmt.Sprintf("%s is a %s, not a unix socket: QEMU cannot reach QGS there (%s points the TD at %s)", q.Path, fileKind(st.Mode()), why, q),
+				fmt.Sprintf("rm %s; systemctl restart qgsd", q.Path))
+		default:
+			d.ok(id, title, fmt.Sprintf("%s; %s; unix socket %s present, as %s wants (whether qgsd answers: systemctl status qgsd)", installed, confNote, q.Path, why))
+		}
+	case qemu.QGSVsock:
+		port := fmt.Sprint(q.Port)
+		switch {
+		case c.Port == 0:
+			sock := ""
+			if d.exists(pathQGSSocket) {
+				sock = "; unix socket " + pathQGSSocket + " present"
+			}
+			d.warn(id, title, fmt.Sprintf("%s has no active port line, so QGS serves only its unix socket %s%s; %s points the TD at %s "+
+				"(tdx-qgs's installer comments the port out when it finds QEMU >= 10.1 or Linux >= 6.17)",
+				pathQGSConf, pathQGSSocket, sock, why, q),
+				"uncomment `port = "+port+"` in /etc/qgs.conf, then: systemctl restart qgsd\nor launch with --qgs unix")
+		case uint32(c.Port) != q.Port:
+			d.warn(id, title, fmt.Sprintf("%s line %d: QGS listens on vsock port %d; %s points the TD at %s", pathQGSConf, c.Line, c.Port, why, q),
+				"set `port = "+port+"` in /etc/qgs.conf, then: systemctl restart qgsd\n"+
+					fmt.Sprintf("or launch with --qgs vsock:%d:%d", q.CID, c.Port))
+		default:
+			d.ok(id, title, fmt.Sprintf("%s; %s line %d: vsock port %d, as %s wants (whether qgsd runs: systemctl status qgsd)",
+				installed, pathQGSConf, c.Line, c.Port, why))
+		}
+	}
+}
+
+// fileKind names a non-socket file type for a message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "non-socket file"
 }
 
 func (d *doctor) checkPCCS() {

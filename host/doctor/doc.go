@@ -11,7 +11,11 @@
 // group and VFIO device nodes, its confidential-computing mode (which
 // cannot be read without NVIDIA's gpu-admin-tools, so it is a warning
 // naming the commands), available memory for the shape, /dev/vhost-vsock,
-// and Intel's quote generation service with its PCCS configuration.
+// and Intel's quote generation service with its PCCS configuration. QGS is
+// looked for on the transport the launch will use (qemu.DefaultQGS of the
+// shape's QEMU profile, or Options.QGS): for a unix socket, /etc/qgs.conf
+// without a port line and a socket file at the path; for vsock, the port
+// line naming the port.
 //
 // Every check reads files below Env.Root (so tests run them on fake
 // sysfs/procfs trees) or runs the QEMU binary through Env.Run; paths in

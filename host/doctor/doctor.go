@@ -95,6 +95,10 @@ type Options struct {
 	// GPUs are the PCI addresses of the GPUs to pass through, one per GPU
 	// the shape declares.
 	GPUs []string
+	// QGS is where the TD will reach the quote generation service, as
+	// `launch --qgs` sets it; nil takes qemu.DefaultQGS of the shape's
+	// QEMU profile (the unix socket for QEMU >= 10.1, else vsock 2:4050).
+	QGS *qemu.QGS
 }
 
 // MemoryOverheadMiB is the host memory a guest needs beyond its RAM: QEMU

@@ -52,7 +52,7 @@ func TestRunTrees(t *testing.T) {
 		"gpu-iommu/" + gpu:  {StatusOK, []string{"group 42 holds only"}},
 		"gpu-vfio/" + gpu:   {StatusOK, []string{"/dev/vfio/42", "/dev/iommu"}},
 		"gpu-cc/" + gpu:     {StatusWarn, []string{"--gpu-bdf=" + gpu + " --query-cc-mode", "--set-cc-mode=on --reset-after-cc-mode-switch"}},
-		"qgs":               {StatusOK, []string{"/usr/lib/systemd/system/qgsd.service", "line 2: vsock port 4050"}},
+		"qgs":               {StatusOK, []string{"/usr/lib/systemd/system/qgsd.service", "no port line", "unix socket /var/run/tdx-qgs/qgs.socket present", "QEMU profile qemu-10.1"}},
 		"pccs":              {StatusOK, []string{"https://localhost:8081/sgx/certification/v4/"}},
 	}
 	tests := []struct {
@@ -113,8 +113,18 @@ func TestRunTrees(t *testing.T) {
 		{"no-iommufd", 1, map[string]want{
 			"gpu-vfio/" + gpu: {StatusFail, []string{"missing /dev/iommu", "modprobe iommufd"}},
 		}},
-		{"qgs-unix-socket", 0, map[string]want{
-			"qgs": {StatusWarn, []string{"no active port line", "unix socket /var/run/tdx-qgs/qgs.socket present", "uncomment `port = 4050`"}},
+		{"qgs-vsock", 0, map[string]want{
+			"qgs": {StatusWarn, []string{"line 2: QGS listens on vsock port 4050, not on a unix socket", "unix:/var/run/tdx-qgs/qgs.socket",
+				"comment out the port line", "--qgs vsock:2:4050"}},
+		}},
+		{"qgs-not-running", 0, map[string]want{
+			"qgs": {StatusWarn, []string{"stat /var/run/tdx-qgs/qgs.socket: no such file", "qgsd is not running", "systemctl enable --now qgsd"}},
+		}},
+		{"qgs-socket-not-socket", 1, map[string]want{
+			"qgs": {StatusFail, []string{"/var/run/tdx-qgs/qgs.socket is a regular file, not a unix socket", "rm /var/run/tdx-qgs/qgs.socket"}},
+		}},
+		{"qgs-no-conf", 0, map[string]want{
+			"qgs": {StatusOK, []string{"open /etc/qgs.conf: no such file", "unix socket /var/run/tdx-qgs/qgs.socket present"}},
 		}},
 		{"no-qgs", 0, map[string]want{
 			"qgs":  {StatusWarn, []string{"no qgsd.service unit", "systemctl enable --now qgsd"}},
@@ -403,5 +413,62 @@ func TestWriteTextMarks(t *testing.T) {
 	}
 	if b.String() != "{\n  \"ok\": true,\n  \"checks\": []\n}\n" {
 		t.Errorf("empty JSON report %q", b.String())
+	}
+}
+
+// TestQGSTransport: the qgs check looks for the endpoint kind the launch
+// will use, the shape's QEMU profile's (unix for QEMU >= 10.1, vsock for
+// Canonical's 8.2) or the --qgs override's.
+func TestQGSTransport(t *testing.T) {
+	const ubuntu = "h100-1g-32c-100g-ubuntu24"
+	tests := []struct {
+		name, host, shape string
+		qgs               string // --qgs; "" for the profile's default
+		status            Status
+		words             []string
+	}{
+		{"8.2 profile, QGS on vsock", "qgs-vsock", ubuntu, "", StatusOK, []string{"line 2: vsock port 4050, as QEMU profile qemu-8.2-ubuntu (QEMU 8.2.2) wants"}},
+		{"8.2 profile, QGS on its socket", "good", ubuntu, "", StatusWarn, []string{"no active port line", "points the TD at vsock:2:4050", "uncomment `port = 4050`", "--qgs unix"}},
+		{"8.2 profile, --qgs unix", "good", ubuntu, "unix", StatusOK, []string{"unix socket /var/run/tdx-qgs/qgs.socket present, as --qgs wants"}},
+		{"10.1 profile, --qgs vsock", "qgs-vsock", h100Shape, "vsock", StatusOK, []string{"vsock port 4050, as --qgs wants"}},
+		{"10.1 profile, --qgs vsock on another port", "qgs-vsock", h100Shape, "vsock:4051", StatusWarn, []string{"QGS listens on vsock port 4050; --qgs points the TD at vsock:2:4051", "set `port = 4051`", "--qgs vsock:2:4050"}},
+		{"10.1 profile, --qgs vsock, no conf", "qgs-no-conf", h100Shape, "vsock", StatusWarn, []string{"open /etc/qgs.conf: no such file", "`port = 4050`"}},
+		{"--qgs unix on another path", "good", h100Shape, "unix:/run/other.sock", StatusWarn, []string{"stat /run/other.sock: no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Shape: tt.shape, GPUs: []string{gpu}}
+			if tt.qgs != "" {
+				q, err := qemu.ParseQGS(tt.qgs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.QGS = &q
+			}
+			c, ok := byID(Run(treeEnv(hosts[tt.host].build(t)), o))["qgs"]
+			if !ok {
+				t.Fatal("no qgs check")
+			}
+			if c.Status != tt.status || (c.Status == StatusFail) != c.Fatal {
+				t.Fatalf("status %s fatal %v, want %s: %s", c.Status, c.Fatal, tt.status, c.Detail)
+			}
+			text := c.Detail + "\n" + c.Remedy
+			for _, w := range tt.words {
+				if !strings.Contains(text, w) {
+					t.Errorf("%q lacks %q", text, w)
+				}
+			}
+		})
+	}
+	// Without a shape the transport is unknown: skipped, unless --qgs says it.
+	root := hosts["good"].build(t)
+	if c := byID(Run(treeEnv(root), Options{Shape: "nope"}))["qgs"]; c.Status != StatusSkip {
+		t.Errorf("no shape: qgs %s (%s), want skip", c.Status, c.Detail)
+	}
+	if c := byID(Run(treeEnv(root), Options{Shape: "nope", QGS: &qemu.QGS{Transport: qemu.QGSUnix, Path: qemu.DefaultQGSSocket}}))["qgs"]; c.Status != StatusOK {
+		t.Errorf("no shape, --qgs unix: qgs %s (%s), want ok", c.Status, c.Detail)
+	}
+	if c := byID(Run(treeEnv(root), Options{Shape: h100Shape, QGS: &qemu.QGS{Transport: "tcp"}}))["qgs"]; c.Status != StatusFail || !strings.Contains(c.Detail, `transport "tcp"`) {
+		t.Errorf("bad --qgs: qgs %s (%s), want a failure naming the transport", c.Status, c.Detail)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 // A host is a fake root: files (host path → contents; "@name" is the
-// contents of testdata/name) and symlinks (host path → target). Trees are
+// contents of testdata/name, socketFile a unix socket inode) and symlinks
+// (host path → target). Trees are
 // built in the test because sysfs needs symlinks and PCI addresses hold
 // ':', which module zips and some file systems refuse in file names.
 type host struct {
@@ -20,8 +22,13 @@ type host struct {
 
 const gpu = "0000:17:00.0"
 
+// socketFile in host.files makes a unix socket inode (mknod S_IFSOCK, as
+// a listening QGS leaves it) instead of a regular file.
+const socketFile = "=socket"
+
 // goodHost is a ready TDX host with one H100 at 0000:17:00.0 bound to
-// vfio-pci, alone in IOMMU group 42, QGS on vsock port 4050 and a PCCS.
+// vfio-pci, alone in IOMMU group 42, QGS on its unix socket (no port line
+// in /etc/qgs.conf, as the QEMU 10.1 profile wants) and a PCCS.
 func goodHost() host {
 	dev := "/sys/bus/pci/devices/" + gpu
 	return host{
@@ -36,7 +43,8 @@ func goodHost() host {
 			dev + "/vendor":                        "0x10de\n",
 			dev + "/device":                        "0x2331\n",
 			"/usr/lib/systemd/system/qgsd.service": "@qgsd.service",
-			"/etc/qgs.conf":                        "@qgs-vsock.conf",
+			"/etc/qgs.conf":                        "@qgs-socket.conf",
+			"/var/run/tdx-qgs/qgs.socket":          socketFile,
 			"/etc/sgx_default_qcnl.conf":           "@sgx_default_qcnl.conf",
 			"/usr/bin/qemu-system-x86_64":          "qemu-10.1",
 		},
@@ -104,9 +112,19 @@ var hosts = map[string]host{
 	"no-iommufd": variant(func(h *host) {
 		delete(h.files, "/dev/iommu")
 	}),
-	"qgs-unix-socket": variant(func(h *host) {
-		h.files["/etc/qgs.conf"] = "@qgs-socket.conf"
+	// QGS on vsock port 4050 (COCOON's and Canonical's setup): no socket.
+	"qgs-vsock": variant(func(h *host) {
+		h.files["/etc/qgs.conf"] = "@qgs-vsock.conf"
+		delete(h.files, "/var/run/tdx-qgs/qgs.socket")
+	}),
+	"qgs-not-running": variant(func(h *host) {
+		delete(h.files, "/var/run/tdx-qgs/qgs.socket")
+	}),
+	"qgs-socket-not-socket": variant(func(h *host) {
 		h.files["/var/run/tdx-qgs/qgs.socket"] = ""
+	}),
+	"qgs-no-conf": variant(func(h *host) {
+		delete(h.files, "/etc/qgs.conf")
 	}),
 	"no-qgs": variant(func(h *host) {
 		delete(h.files, "/usr/lib/systemd/system/qgsd.service")
@@ -142,6 +160,12 @@ func (h host) build(t *testing.T) string {
 			t.Fatal(err)
 		}
 		mode := os.FileMode(0o644)
+		if c == socketFile {
+			if err := syscall.Mknod(dst, syscall.S_IFSOCK|0o666, 0); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if name, ok := strings.CutPrefix(c, "@"); ok {
 			b, err := os.ReadFile(filepath.Join(td, name))
 			if err != nil {

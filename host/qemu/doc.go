@@ -16,7 +16,10 @@
 //
 // TDX mode follows COCOON's invocation (research/ton-host.md §A3): KVM,
 // kernel-irqchip=split, a tdx-guest object with the quote generation
-// socket on vsock, memory-backend-ram where the QEMU profile wants it,
+// socket (QGS: the unix socket /var/run/tdx-qgs/qgs.socket for QEMU
+// profiles >= 10.1, as upstream QEMU documents it; vsock 2:4050 for older
+// ones, as COCOON and Canonical's 8.2 stack use it; Options.QGS overrides
+// either), memory-backend-ram where the QEMU profile wants it,
 // vhost-vsock, and one pcie-root-port plus vfio-pci per GPU (through
 // iommufd where the profile says so).
 package qemu

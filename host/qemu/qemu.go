@@ -39,7 +39,8 @@ const (
 	// DefaultGuestCID is the guest's vsock context ID (COCOON's default).
 	DefaultGuestCID = 6
 	// DefaultQGSCID and DefaultQGSPort locate the host's quote generation
-	// service (Intel QGS) on vsock: the host is CID 2.
+	// service (Intel QGS) on vsock, for QEMU profiles older than 10.1
+	// (DefaultQGS): the host is CID 2.
 	DefaultQGSCID  = 2
 	DefaultQGSPort = 4050
 	// DefaultHostAddr is where the API port is forwarded on the host.
@@ -170,9 +171,9 @@ type Options struct {
 	GPUs []string
 	// GuestCID is the guest's vsock CID (TDX only; default DefaultGuestCID).
 	GuestCID uint32
-	// QGSCID and QGSPort locate the quote generation service (TDX only;
-	// defaults DefaultQGSCID, DefaultQGSPort).
-	QGSCID, QGSPort uint32
+	// QGS overrides where QEMU reaches the quote generation service (TDX
+	// only); nil takes DefaultQGS of the shape's QEMU profile.
+	QGS *QGS
 	// Binary is the QEMU executable (default Binary).
 	Binary string
 }
@@ -239,9 +240,11 @@ func Argv(o Options) ([]string, error) {
 		if s.QEMU.MemoryBackend == shape.MemoryBackendRAM {
 			a = append(a, "-object", "memory-backend-ram,id=mem0,size="+mem)
 		}
-		a = append(a, "-object", fmt.Sprintf(
-			`{"qom-type":"tdx-guest","id":"tdx","quote-generation-socket":{"type":"vsock","cid":"%d","port":"%d"}}`,
-			orDefault(o.QGSCID, DefaultQGSCID), orDefault(o.QGSPort, DefaultQGSPort)))
+		obj, err := tdxObject("tdx", QGSFor(s, o.QGS))
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, "-object", obj)
 	}
 	a = append(a,
 		"-nographic", "-nodefaults", "-no-user-config", "-no-reboot",
@@ -349,8 +352,10 @@ func (o *Options) check() error {
 		if o.GuestCID != 0 && (o.GuestCID < 3 || o.GuestCID == 0xFFFFFFFF) {
 			return fmt.Errorf("qemu: guest vsock CID %d is reserved (use 3 or more)", o.GuestCID)
 		}
-		if o.QGSPort > 0xFFFFFFFE {
-			return fmt.Errorf("qemu: quote generation port %d is out of range", o.QGSPort)
+		if o.QGS != nil {
+			if err := o.QGS.Validate(); err != nil {
+				return fmt.Errorf("qemu: %w", err)
+			}
 		}
 	default:
 		return fmt.Errorf("qemu: mode %q is neither %q nor %q", o.Mode, ModeDev, ModeTDX)

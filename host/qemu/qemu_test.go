@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +62,18 @@ func TestGolden(t *testing.T) {
 		opts   qemu.Options
 	}{
 		{"h100-1g-32c-100g-ubuntu24.tdx", baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g-ubuntu24", "3B:00.0")},
+		// QGS overrides: vsock on a QEMU 10.1 profile (COCOON's setup, a
+		// qgs.conf with a port line), a unix socket on QEMU 8.2.
+		{"h100-1g-32c-100g.qgs-vsock.tdx", func() qemu.Options {
+			o := baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g", "3b:00.0")
+			o.QGS = &qemu.QGS{Transport: qemu.QGSVsock, CID: 2, Port: 4051}
+			return o
+		}()},
+		{"h100-1g-32c-100g-ubuntu24.qgs-unix.tdx", func() qemu.Options {
+			o := baseOptions(t, qemu.ModeTDX, "h100-1g-32c-100g-ubuntu24", "3b:00.0")
+			o.QGS = &qemu.QGS{Transport: qemu.QGSUnix, Path: "/run/qgs,\"a\".sock"}
+			return o
+		}()},
 		{"h100-2g-64c-200g.tdx", func() qemu.Options {
 			o := baseOptions(t, qemu.ModeTDX, "h100-2g-64c-200g", "0000:3b:00.0", "0000:bc:00.0")
 			o.GuestCID = 16
@@ -189,6 +202,9 @@ func TestArgvErrors(t *testing.T) {
 			o.GPUs = []string{"3b:00.0", "0000:3B:00.0"}
 		}, "given twice"},
 		{"cid", func(o *qemu.Options) { o.GuestCID = 2 }, "CID 2 is reserved"},
+		{"qgsrelative", func(o *qemu.Options) { o.QGS = &qemu.QGS{Transport: qemu.QGSUnix, Path: "qgs.socket"} }, `unix socket path "qgs.socket" is not absolute`},
+		{"qgsport0", func(o *qemu.Options) { o.QGS = &qemu.QGS{Transport: qemu.QGSVsock, CID: 2} }, "vsock port 0 is out of range"},
+		{"qgskind", func(o *qemu.Options) { o.QGS = &qemu.QGS{Transport: "tcp"} }, `transport "tcp" is neither`},
 		{"noovmf", func(o *qemu.Options) { o.Release.OVMF = "" }, "no release OVMF firmware"},
 		{"nokernel", func(o *qemu.Options) { o.Release.Kernel = "" }, "no release kernel"},
 		{"noconsole", func(o *qemu.Options) { o.ConsoleLog = "" }, "no console log path"},
@@ -360,4 +376,76 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDefaultQGS: the QEMU profile picks the transport, QEMU >= 10.1 the
+// unix socket, older QEMU vsock 2:4050; the TD's object says so.
+func TestDefaultQGS(t *testing.T) {
+	tests := []struct {
+		shape, want, object string
+	}{
+		{"h100-1g-32c-100g", "unix:/var/run/tdx-qgs/qgs.socket", `{"qom-type":"tdx-guest","id":"tdx","quote-generation-socket":{"type":"unix","path":"/var/run/tdx-qgs/qgs.socket"}}`},
+		{"h100-1g-32c-100g-ubuntu24", "vsock:2:4050", `{"qom-type":"tdx-guest","id":"tdx","quote-generation-socket":{"type":"vsock","cid":"2","port":"4050"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.shape, func(t *testing.T) {
+			s := mustShape(t, tt.shape)
+			if got := qemu.DefaultQGS(s.QEMU).String(); got != tt.want {
+				t.Fatalf("DefaultQGS(%s) = %s, want %s", s.QEMU.Name, got, tt.want)
+			}
+			argv, err := qemu.Argv(baseOptions(t, qemu.ModeTDX, tt.shape, "3b:00.0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(argv, tt.object) {
+				t.Fatalf("argv has no -object %s:\n%s", tt.object, strings.Join(argv, "\n"))
+			}
+		})
+	}
+	for v, unix := range map[string]bool{"10.1": true, "10.2": true, "11.0": true, "10.1.3": true, "10.0": false, "9.2": false, "8.2.2": false, "x.y": false} {
+		got := qemu.DefaultQGS(shape.QEMUProfile{QEMUVersion: v}).Transport
+		if (got == qemu.QGSUnix) != unix {
+			t.Errorf("QEMU %s: transport %s, want unix %v", v, got, unix)
+		}
+	}
+}
+
+func TestParseQGS(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"unix", "unix:/var/run/tdx-qgs/qgs.socket", ""},
+		{"unix:/run/qgs.sock", "unix:/run/qgs.sock", ""},
+		{"vsock", "vsock:2:4050", ""},
+		{"vsock:4051", "vsock:2:4051", ""},
+		{"vsock:1:4050", "vsock:1:4050", ""},
+		{"", "", "want unix, unix:PATH, vsock"},
+		{"tcp:1.2.3.4:4050", "", "want unix, unix:PATH, vsock"},
+		{"unix:", "", "no unix socket path"},
+		{"unix:run/qgs.sock", "", "not absolute"},
+		{"unix:/" + strings.Repeat("a", 107), "", "unix sockets allow 107"},
+		{"unix:/a\nb", "", "control character"},
+		{"vsock:x", "", `vsock port "x" is not a number`},
+		{"vsock:x:4050", "", `vsock CID "x" is not a number`},
+		{"vsock:2:0", "", "vsock port 0 is out of range"},
+		{"vsock:2:4294967295", "", "vsock port 4294967295"},
+		{"vsock:4294967295:1", "", "VMADDR_CID_ANY"},
+		{"vsock:2:99999999999", "", `vsock port "99999999999" is not a number`},
+	}
+	for _, tt := range tests {
+		q, err := qemu.ParseQGS(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseQGS(%q) = %v, %v; want an error mentioning %q", tt.in, q, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || q.String() != tt.want {
+			t.Errorf("ParseQGS(%q) = %v, %v; want %s", tt.in, q, err, tt.want)
+			continue
+		}
+		if back, err := qemu.ParseQGS(q.String()); err != nil || back != q {
+			t.Errorf("ParseQGS(%q) round trip: %v, %v", q.String(), back, err)
+		}
+	}
 }

@@ -17,7 +17,7 @@ func init() {
 }
 
 const doctorUsage = `usage:
-  chrysalis doctor --shape NAME --gpu BDF [--gpu BDF...] [--release DIR] [--json]
+  chrysalis doctor --shape NAME --gpu BDF [--gpu BDF...] [--release DIR] [--qgs ADDR] [--json]
   chrysalis doctor --dev [--shape NAME] [--release DIR] [--json]
 
 Checks this host for a TDX launch of the shape (or, with --dev, a TCG dev
@@ -49,6 +49,7 @@ func runDoctor(_ context.Context, args []string, stdout, stderr io.Writer) error
 		jsonOut   = fs.Bool("json", false, "print the checks as JSON")
 		root      = fs.String("root", "/", "filesystem `root` to inspect (sysfs, procfs, /dev, /etc below it)")
 		qemuBin   = fs.String("qemu", qemu.Binary, "QEMU `binary` to check")
+		qgsFlag   = fs.String("qgs", "", "quote generation service `address` the launch will use, as `launch --qgs` takes it: unix[:PATH] or vsock[:[CID:]PORT] (default by the shape's QEMU profile)")
 		gpus      repeated
 	)
 	fs.Var(&gpus, "gpu", "host PCI `address` of a GPU to pass through, e.g. 0000:17:00.0 (repeat per GPU)")
@@ -61,12 +62,21 @@ func runDoctor(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see chrysalis doctor -h)", fs.Arg(0))
 	}
+	var qgs *qemu.QGS
+	if *qgsFlag != "" {
+		q, err := qemu.ParseQGS(*qgsFlag)
+		if err != nil {
+			return fmt.Errorf("--qgs: %w", err)
+		}
+		qgs = &q
+	}
 	checks := doctor.Run(doctor.Env{Root: *root, QEMU: *qemuBin}, doctor.Options{
 		Dev:       *dev,
 		Release:   *release,
 		Shape:     *shapeName,
 		ShapeFile: *shapeFile,
 		GPUs:      gpus,
+		QGS:       qgs,
 	})
 	write := doctor.WriteText
 	if *jsonOut {

@@ -101,6 +101,35 @@ func TestDoctorFlags(t *testing.T) {
 	if err := runDoctor(t.Context(), []string{"-h"}, &out, &errb); err != nil || !strings.Contains(errb.String(), "chrysalis doctor --shape NAME --gpu BDF") {
 		t.Errorf("-h: %v\n%s", err, errb.String())
 	}
+	if err := runDoctor(t.Context(), []string{"--shape", "h100-1g-32c-100g", "--qgs", "vsock:0"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "--qgs: quote generation service: vsock port 0") {
+		t.Errorf("bad --qgs: %v", err)
+	}
+	// --qgs reaches the QGS check: QGS on vsock port 4050 is what it asks for.
+	vsockHost := doctorTree(t, map[string]string{
+		"/usr/lib/systemd/system/qgsd.service": "[Service]\n",
+		"/etc/qgs.conf":                        "port = 4050\n",
+		"/proc/meminfo":                        doctorMeminfo,
+	})
+	for _, tc := range []struct {
+		qgs  []string
+		want doctor.Status
+	}{
+		{nil, doctor.StatusWarn}, // the QEMU 10.1 profile wants the unix socket
+		{[]string{"--qgs", "vsock:2:4050"}, doctor.StatusOK},
+	} {
+		out.Reset()
+		args := append([]string{"--root", vsockHost, "--shape", "h100-1g-32c-100g", "--gpu", "0000:17:00.0", "--json"}, tc.qgs...)
+		_ = runDoctor(t.Context(), args, &out, &errb) // the fake host fails other checks
+		var r doctor.Report
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		for _, c := range r.Checks {
+			if c.ID == "qgs" && c.Status != tc.want {
+				t.Errorf("%v: qgs check %s (%s), want %s", tc.qgs, c.Status, c.Detail, tc.want)
+			}
+		}
+	}
 	// A missing QEMU is a fatal check, not a usage error.
 	root := doctorTree(t, map[string]string{"/proc/meminfo": doctorMeminfo})
 	err = runDoctor(t.Context(), []string{"--dev", "--root", root, "--qemu", filepath.Join(root, "no-qemu")}, &out, &errb)

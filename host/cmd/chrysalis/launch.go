@@ -44,14 +44,16 @@ const launchUsage = `usage:
                    [--port 8443] [--state DIR] [--config config.json] [--timeout 180s] [--print-only]
   chrysalis launch --tdx --print-only --release DIR --shape NAME --gpu BDF [--gpu BDF...]
                    [--cid 6] [--port 8443] [--listen 127.0.0.1] [--state DIR] [--disk KIND=PATH...]
-                   [--manifest M.dsse.json --pub KEY.pub...]
+                   [--qgs unix[:PATH] | --qgs vsock[:[CID:]PORT]] [--manifest M.dsse.json --pub KEY.pub...]
   either mode: [--instance N]
 
 --dev boots the release under QEMU TCG emulation (no TEE; the guest reports
 insecure-dev evidence), prints the API endpoint and console log, and stops
 the VM cleanly on Ctrl-C. --tdx prints the TDX QEMU command line, one
 argument per line, shell-quoted; disk slots without --disk default to
-STATE/KIND.img.
+STATE/KIND.img. The TD reaches Intel's quote generation service where the
+shape's QEMU profile says (QEMU >= 10.1: unix:/var/run/tdx-qgs/qgs.socket,
+older: vsock:2:4050); --qgs overrides it to match /etc/qgs.conf.
 
 --instance N (0..63) runs one of several guests on this host: API port
 PORT+10·N, vsock CID CID+N, state directory STATE/instance-N (config disk,
@@ -89,6 +91,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx; the base CID with --instance)")
 		instance  = fs.Int("instance", -1, "instance `N` (0..63) of several on this host: port +10·N, CID +N, state STATE/instance-N")
 		mfPath    = fs.String("manifest", "", "signed release manifest `file` (DSSE) the shape must be listed in (tdx; needs --pub)")
+		qgsFlag   = fs.String("qgs", "", "quote generation service `address` (tdx): unix[:PATH] or vsock[:[CID:]PORT]; default by the shape's QEMU profile, unix:"+qemu.DefaultQGSSocket+" for QEMU >= 10.1, else vsock:2:4050")
 		gpus      launchList
 		disks     launchList
 		pubs      repeated
@@ -139,6 +142,17 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("--disk %q: shape %q has no %q slot", d, s.Name, kind)
 		}
 		diskPaths[kind] = p
+	}
+	var qgs *qemu.QGS
+	if *qgsFlag != "" {
+		if mode != qemu.ModeTDX {
+			return errors.New("--qgs is for --tdx launches: dev guests have no quote generation service")
+		}
+		q, err := qemu.ParseQGS(*qgsFlag)
+		if err != nil {
+			return fmt.Errorf("--qgs: %w", err)
+		}
+		qgs = &q
 	}
 	if *cid > 0xFFFFFFFF {
 		return fmt.Errorf("--cid %d is out of range", *cid)
@@ -195,6 +209,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			QMPSocket:    filepath.Join(state, launch.FileQMPSock),
 			GPUs:         gpus,
 			GuestCID:     uint32(*cid),
+			QGS:          qgs,
 		})
 		if err != nil {
 			return err

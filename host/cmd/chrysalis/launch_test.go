@@ -48,6 +48,21 @@ func TestLaunchPrintOnly(t *testing.T) {
 		}
 	}
 
+	// The shape's QEMU 10.1 profile takes QGS on its unix socket; --qgs
+	// overrides it.
+	if want := `'{"qom-type":"tdx-guest","id":"tdx","quote-generation-socket":{"type":"unix","path":"/var/run/tdx-qgs/qgs.socket"}}'`; !strings.Contains(text, "\n"+want+"\n") {
+		t.Errorf("output lacks %s:\n%s", want, text)
+	}
+	out.Reset()
+	if err := runLaunch(context.Background(), []string{
+		"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "0000:3b:00.0", "--state", state, "--qgs", "vsock:4051",
+	}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if want := `'{"qom-type":"tdx-guest","id":"tdx","quote-generation-socket":{"type":"vsock","cid":"2","port":"4051"}}'`; !strings.Contains(out.String(), "\n"+want+"\n") {
+		t.Errorf("--qgs vsock:4051: output lacks %s:\n%s", want, out.String())
+	}
+
 	out.Reset()
 	if err := runLaunch(context.Background(), []string{"--print-only", "--release", rel, "--state", state}, &out, &errb); err != nil {
 		t.Fatal(err)
@@ -75,6 +90,8 @@ func TestLaunchFlagErrors(t *testing.T) {
 		{[]string{"--release", rel, "--print-only", "--shape-file", "/nonexistent.json"}, "nonexistent.json"},
 		{[]string{"--release", rel, "--gpu", "3b:00.0"}, "--gpu needs --tdx"},
 		{[]string{"--release", rel, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--release", rel, "--print-only", "--qgs", "unix"}, "--qgs is for --tdx launches"},
+		{[]string{"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "3b:00.0", "--qgs", "tcp:4050"}, `--qgs: quote generation service "tcp:4050"`},
 		{[]string{"--release", filepath.Join(rel, "missing"), "--print-only"}, "missing"},
 	}
 	for _, tt := range tests {

@@ -641,6 +641,17 @@ type liveChain struct{ ton.APIClientWrapped }
 // dialLiteservers connects to the liteservers of a global config and
 // checks proofs from the config's trusted block.
 func dialLiteservers(ctx context.Context, path string) (tonChain, error) {
+	api, err := dialTONAPI(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return liveChain{api}, nil
+}
+
+// dialTONAPI is the proof-checking liteserver client of a global config
+// file (publish, registry dump): secure proof checks from the config's
+// trusted block, with retries.
+func dialTONAPI(ctx context.Context, path string) (ton.APIClientWrapped, error) {
 	cfg, err := liteclient.GetConfigFromFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--liteserver-config %s: %w", path, err)
@@ -651,7 +662,7 @@ func dialLiteservers(ctx context.Context, path string) (tonChain, error) {
 	}
 	api := ton.NewAPIClient(pool, ton.ProofCheckPolicySecure)
 	api.SetTrustedBlockFromConfig(cfg)
-	return liveChain{api.WithRetryTimeout(3, 20*time.Second)}, nil
+	return api.WithRetryTimeout(3, 20*time.Second), nil
 }
 
 func (l liveChain) WalletState(ctx context.Context, a *address.Address) (bool, uint32, error) {

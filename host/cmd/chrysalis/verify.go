@@ -172,10 +172,10 @@ func tdxPolicy(manifests, pubs []string, regState, regAddr, collateralDir, pccs 
 
 // allowRegistryState adds the image hashes of a registry account data file
 // to pol. The file is the account's data cell as a BOC — what a
-// liteserver's GetAccount returns as State.Data, e.g. saved by a future
-// `chrysalis registry dump --liteserver-config F --registry ADDR`, which
-// must check the account's code hash against registry.CodeHash() and the
-// state proof — or the same BOC as hex or base64 text.
+// liteserver's GetAccount returns as State.Data, e.g. saved by
+// `chrysalis registry dump --liteserver-config F --registry ADDR
+// --save-state FILE`, which checks the state proof and the account's code
+// hash against registry.CodeHash() — or the same BOC as hex or base64 text.
 func allowRegistryState(pol *verify.Policy, path, addr string) error {
 	a, err := parseTONAddress("--registry", addr, false, true)
 	if err != nil {
