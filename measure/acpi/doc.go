@@ -2,7 +2,9 @@
 // measures into RTMR0 — the ACPI linker/loader script "etc/table-loader",
 // the blobs it allocates ("etc/acpi/rsdp", "etc/acpi/tables", and e.g.
 // "etc/tpm/log" when a TPM is attached), "bootorder" and the other items
-// edk2's fw_cfg cache measures — from a stock QEMU for exactly the device
+// edk2's fw_cfg cache measures, and the SMBIOS files
+// ("etc/smbios/smbios-anchor", "etc/smbios/smbios-tables") from which
+// measure/smbios rebuilds the SMBIOS event — from a stock QEMU for exactly the device
 // list the VM is launched with, without running any guest code
 // (research/measure.md §2.3).
 //

@@ -69,7 +69,7 @@ var explanations = map[string]string{
 	tdxmr.InputMemory:    "the TD HOB differs: memory size (-m / the shape) or the firmware's TDVF sections",
 	tdxmr.InputVariables: "the UEFI variable store differs (Secure Boot keys, boot variables)",
 	tdxmr.InputQEMU:      "QEMU's ACPI/fw_cfg tables differ: QEMU version, machine options or the device list (CPUs, memory, disks, NICs, GPUs, their order)",
-	tdxmr.InputSMBIOS:    "the SMBIOS tables differ (QEMU version, memory size)",
+	tdxmr.InputSMBIOS:    "the SMBIOS tables differ (QEMU version, memory size, vCPUs, firmware build strings, host CPUID)",
 }
 
 // Explain returns what to check for a mismatch in an event from input.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/measure/acpi"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
+	"github.com/chrysalis-cc/chrysalis/measure/smbios"
 	"github.com/chrysalis-cc/chrysalis/measure/tdvf"
 )
 
@@ -60,8 +61,12 @@ type Inputs struct {
 	// (acpi.Capture of host/qemu's argv for the shape). Their digests are
 	// those of the QEMU version that produced them.
 	Tables *acpi.Tables
-	// SMBIOS is the SMBIOS event digest of layouts that have one.
-	SMBIOS *Digest
+	// BIOS are the SMBIOS type 0 strings of the firmware build (layouts
+	// with an SMBIOS event; see RTMR0Input.BIOS).
+	BIOS *smbios.BIOSInfo
+	// ProcessorID is the TD's CPUID leaf 1 (EAX, EDX) for SMBIOS type 4;
+	// nil keeps the capture's (see RTMR0Input.ProcessorID).
+	ProcessorID *[8]byte
 	// SecureBoot is the SecureBoot variable's data; nil for a firmware
 	// without Secure Boot support (Debian's OVMF.fd).
 	SecureBoot []byte
@@ -136,9 +141,14 @@ func Compute(r *Release, s *shape.VMShape, in Inputs) (*Measurements, error) {
 			}
 		}
 	}
+	for _, e := range layout.Entries {
+		if e.Kind == KindSMBIOS && in.ProcessorID == nil {
+			m.Warnings = append(m.Warnings, "RTMR0: the SMBIOS type 4 ProcessorId (CPUID leaf 1) is that of the capture's vCPU model; a TD's QEMU takes it from the host CPU (Inputs.ProcessorID)")
+		}
+	}
 	if m.RTMR0, err = RTMR0(RTMR0Input{
 		Firmware: fw, MemorySize: memory, Layout: layout, Tables: in.Tables,
-		SecureBoot: in.SecureBoot, SMBIOS: in.SMBIOS,
+		SecureBoot: in.SecureBoot, BIOS: in.BIOS, ProcessorID: in.ProcessorID,
 	}); err != nil {
 		return nil, err
 	}

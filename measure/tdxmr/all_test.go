@@ -174,7 +174,7 @@ func TestComputeErrors(t *testing.T) {
 		{rel, bad, Inputs{}, `event_layout "1999"`},
 		{&Release{Firmware: []byte("nope")}, s, Inputs{}, "release firmware OVMF.fd"},
 		{rel, s, Inputs{}, "needs the ACPI tables"},
-		{rel, post, Inputs{Tables: synthTables()}, "SMBIOS"},
+		{rel, post, Inputs{Tables: synthTables()}, "SMBIOS event, but the fw_cfg capture has no"},
 		{&Release{Firmware: fw.Image(), Kernel: []byte("MZ"), Cmdline: "x"}, s, Inputs{Tables: synthTables()}, "too small for a bzImage"},
 	} {
 		if _, err := Compute(tc.r, tc.s, tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {

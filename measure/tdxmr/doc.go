@@ -26,8 +26,9 @@
 //     bootorder, ...), the Secure Boot policy variables read from the
 //     CFV's variable store (absent ones encoded empty), the separator, the
 //     ACPI blobs QEMU serves for the VM's device list (measure/acpi
-//     captures them from QEMU itself), the SMBIOS event of newer edk2 (a
-//     digest given by the caller), BootOrder and Boot####;
+//     captures them from QEMU itself), the SMBIOS event of newer edk2 (the
+//     table OVMF builds from QEMU's fw_cfg SMBIOS files, filtered and
+//     hashed as edk2 does: measure/smbios), BootOrder and Boot####;
 //   - ComputeAll: MRTD (measure/tdvf) and RTMR0-2 of a release directory
 //     for a VM shape.
 //

@@ -32,8 +32,9 @@ const (
 	// KindACPI: the ACPI linker/loader script and every blob it
 	// allocates, in order (EV_PLATFORM_CONFIG_FLAGS "ACPI DATA").
 	KindACPI EventKind = "acpi-data"
-	// KindSMBIOS: the filtered SMBIOS tables, edk2 >= stable202505
-	// (EV_EFI_HANDOFF_TABLES2); the digest is an input.
+	// KindSMBIOS: the SMBIOS table OVMF builds from QEMU's, filtered by
+	// SmbiosMeasurementDxe, edk2 >= stable202505 (EV_EFI_HANDOFF_TABLES;
+	// measure/smbios).
 	KindSMBIOS EventKind = "smbios"
 	// KindBootOrder: the BootOrder variable (EV_EFI_VARIABLE_BOOT).
 	KindBootOrder EventKind = "boot-order"

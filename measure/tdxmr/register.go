@@ -60,6 +60,7 @@ const (
 	EvEFIBootServicesApplication uint32 = 0x80000003
 	EvEFIAction                  uint32 = 0x80000007
 	EvEFIPlatformFirmwareBlob2   uint32 = 0x8000000A
+	EvEFIHandoffTables           uint32 = 0x80000009
 	EvEFIHandoffTables2          uint32 = 0x8000000B
 	EvEFIVariableBoot2           uint32 = 0x8000000C
 )
@@ -83,6 +84,8 @@ func EventTypeName(t uint32) string {
 		return "EV_EFI_VARIABLE_BOOT"
 	case EvEFIPlatformFirmwareBlob2:
 		return "EV_EFI_PLATFORM_FIRMWARE_BLOB2"
+	case EvEFIHandoffTables:
+		return "EV_EFI_HANDOFF_TABLES"
 	case EvEFIHandoffTables2:
 		return "EV_EFI_HANDOFF_TABLES2"
 	case EvEFIVariableBoot2:
@@ -112,8 +115,9 @@ const (
 	// list (ACPI tables, boot order, boot menu): QEMU version, vCPUs,
 	// memory, devices and their order.
 	InputQEMU = "qemu"
-	// InputSMBIOS: the SMBIOS tables (edk2 >= stable202505), given by
-	// the caller.
+	// InputSMBIOS: the SMBIOS tables (edk2 >= stable202505): QEMU's
+	// fw_cfg SMBIOS files (QEMU version, machine type, vCPUs, memory
+	// size), OVMF's type 0 strings and the vCPU's CPUID.
 	InputSMBIOS = "smbios"
 )
 

@@ -7,6 +7,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/chrysalis-cc/chrysalis/measure/acpi"
+	"github.com/chrysalis-cc/chrysalis/measure/smbios"
 	"github.com/chrysalis-cc/chrysalis/measure/tdvf"
 )
 
@@ -123,9 +124,14 @@ type RTMR0Input struct {
 	// variable does not exist (OVMF built without SECURE_BOOT_ENABLE,
 	// like Debian's OVMF.fd).
 	SecureBoot []byte
-	// SMBIOS is the digest of the SMBIOS event for layouts that have one;
-	// it is not computed (research/measure.md §2.4).
-	SMBIOS *Digest
+	// BIOS are the strings of the SMBIOS type 0 structure OVMF adds when
+	// QEMU gives none (vendor, FIRMWARE_VER, release date of the build);
+	// needed by layouts with an SMBIOS event.
+	BIOS *smbios.BIOSInfo
+	// ProcessorID replaces the CPUID leaf 1 (EAX, EDX) that the captured
+	// SMBIOS type 4 structures carry: a TD's QEMU takes it from the host
+	// CPU. Nil keeps the capture's.
+	ProcessorID *[8]byte
 }
 
 // RTMR0 returns the expected RTMR0 events and value of a direct kernel
@@ -215,10 +221,11 @@ func RTMR0(in RTMR0Input) (*Register, error) {
 					fmt.Sprintf("SHA-384 of the %d-byte fw_cfg file %q as QEMU %s serves it (before OVMF patches it)", len(b.Data), b.Name, in.Tables.QEMUVersion))
 			}
 		case KindSMBIOS:
-			if in.SMBIOS == nil {
-				return nil, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event whose digest (filtered QEMU SMBIOS tables) is not computed; supply it", in.Layout.Name)
+			ev, err := smbiosEvent(in)
+			if err != nil {
+				return nil, err
 			}
-			add(EvEFIHandoffTables2, "smbios", *in.SMBIOS, nil, InputSMBIOS, "SMBIOS handoff digest supplied by the caller")
+			events = append(events, ev)
 		case KindBootOrder:
 			data := BootOrderData(e.Order)
 			add(EvEFIVariableBoot, "BootOrder", Sum384(data), UEFIVariableData(GlobalVariableGUID, "BootOrder", data), InputFirmware,
@@ -236,6 +243,44 @@ func RTMR0(in RTMR0Input) (*Register, error) {
 		}
 	}
 	return newRegister(0, events), nil
+}
+
+// smbiosEvent is the SMBIOS handoff event: SHA-384 of the table OVMF
+// builds from QEMU's fw_cfg SMBIOS files, filtered as edk2's
+// SmbiosMeasurementDxe does (measure/smbios). The event data holds the
+// table's run-time address, so it is left open (nil).
+func smbiosEvent(in RTMR0Input) (Event, error) {
+	name := in.Layout.Name
+	if in.Tables == nil {
+		return Event{}, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event: the QEMU fw_cfg capture (%s, %s) is missing", name, smbios.FileAnchor, smbios.FileTables)
+	}
+	anchor, ok1 := in.Tables.Files[smbios.FileAnchor]
+	tables, ok2 := in.Tables.Files[smbios.FileTables]
+	if !ok1 || !ok2 {
+		return Event{}, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event, but the fw_cfg capture has no %s or %s", name, smbios.FileAnchor, smbios.FileTables)
+	}
+	o := smbios.Options{ProcessorID: in.ProcessorID}
+	if in.BIOS != nil {
+		o.BIOS = *in.BIOS
+	}
+	t, d, err := smbios.OVMFDigest(anchor, tables, o)
+	if err != nil {
+		return Event{}, fmt.Errorf("tdxmr: RTMR0 SMBIOS event: %w", err)
+	}
+	if t.AddedType0 && in.BIOS == nil {
+		return Event{}, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event and QEMU gives no type 0, so OVMF adds its own from the firmware build's vendor, version and release date: supply them (RTMR0Input.BIOS)", name)
+	}
+	detail := fmt.Sprintf("SHA-384 of the %d-byte SMBIOS %d.%d table OVMF builds from QEMU %s's %s (%d structures), filtered as SmbiosMeasurementDxe does",
+		len(t.Bytes), t.Anchor.Major, t.Anchor.Minor, in.Tables.QEMUVersion, smbios.FileTables, len(t.Structures))
+	if t.AddedType0 {
+		detail += fmt.Sprintf("; OVMF's type 0 %q %q %q", in.BIOS.Vendor, in.BIOS.Version, in.BIOS.ReleaseDate)
+	}
+	if in.ProcessorID != nil {
+		detail += fmt.Sprintf("; type 4 ProcessorId %x supplied", in.ProcessorID[:])
+	} else {
+		detail += "; type 4 ProcessorId as captured (the capture's vCPU model)"
+	}
+	return Event{Register: 0, Type: EvEFIHandoffTables, Name: "smbios", Digest: Digest(d), Input: InputSMBIOS, Detail: detail}, nil
 }
 
 // fwCfgItem returns a fw_cfg cache item's bytes when OVMF would measure

@@ -5,12 +5,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/chrysalis-cc/chrysalis/measure/acpi"
 	"github.com/chrysalis-cc/chrysalis/measure/shape"
+	"github.com/chrysalis-cc/chrysalis/measure/smbios"
 	"github.com/chrysalis-cc/chrysalis/measure/tdvf"
 )
 
@@ -97,6 +100,37 @@ func synthTables() *acpi.Tables {
 	}
 }
 
+// smbiosBIOS are the type 0 strings of Debian's ovmf 2026.08+ds-2 (the
+// DMI table a boot of that build published: vendor, FIRMWARE_VER, the
+// changelog date).
+var smbiosBIOS = smbios.BIOSInfo{Vendor: "Debian distribution of EDK II", Version: "2026.08+ds-2", ReleaseDate: "09/26/2026"}
+
+// smbios1G is the SMBIOS handoff digest Debian's ovmf 2026.08+ds-2 logged
+// in PCR1 (swtpm, SHA-384 bank) under QEMU 7.2 "-machine q35 -cpu max -m
+// 1G -smp 1": observed, and equal to measure/smbios's result for the
+// captured tables in measure/smbios/testdata.
+var smbios1G = mustDigest("26b4ae2165a9f5ed77227409c5fc265fa3104dd5c471be0f1edc63e13376d6fd240d1a00b653f22588cdfaf949936b94")
+
+func mustDigest(s string) Digest {
+	d, err := ParseDigest(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func readSMBIOS(t *testing.T, mem string) (anchor, tables []byte) {
+	t.Helper()
+	var err error
+	if anchor, err = os.ReadFile(filepath.Join("..", "smbios", "testdata", "qemu-7.2-q35-"+mem+".anchor")); err != nil {
+		t.Fatal(err)
+	}
+	if tables, err = os.ReadFile(filepath.Join("..", "smbios", "testdata", "qemu-7.2-q35-"+mem+".tables")); err != nil {
+		t.Fatal(err)
+	}
+	return anchor, tables
+}
+
 func eventNames(r *Register) []string {
 	var out []string
 	for _, e := range r.Events {
@@ -161,11 +195,14 @@ func TestRTMR0Layouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := RTMR0Input{Firmware: fw, MemorySize: 1 << 30, Layout: post, Tables: tb}
-	if _, err := RTMR0(in); err == nil || !strings.Contains(err.Error(), "SMBIOS event whose digest") {
-		t.Fatalf("no SMBIOS digest: %v", err)
+	if _, err := RTMR0(in); err == nil || !strings.Contains(err.Error(), "no etc/smbios/smbios-anchor") {
+		t.Fatalf("no SMBIOS files: %v", err)
 	}
-	smbios := Sum384([]byte("smbios"))
-	in.SMBIOS = &smbios
+	tb.Files[smbios.FileAnchor], tb.Files[smbios.FileTables] = readSMBIOS(t, "1g")
+	if _, err := RTMR0(in); err == nil || !strings.Contains(err.Error(), "supply them (RTMR0Input.BIOS)") {
+		t.Fatalf("no type 0 strings: %v", err)
+	}
+	in.BIOS = &smbiosBIOS
 	r, err = RTMR0(in)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +228,7 @@ func TestRTMR0Layouts(t *testing.T) {
 				t.Errorf("%s", e)
 			}
 		case "smbios":
-			if e.Digest != smbios || e.Input != InputSMBIOS {
+			if e.Digest != smbios1G || e.Input != InputSMBIOS || e.Type != EvEFIHandoffTables || e.Data != nil {
 				t.Errorf("%s", e)
 			}
 		case "Boot0001":
