@@ -2,9 +2,12 @@ package guest
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -31,6 +34,11 @@ const (
 	ModelVerityDiskSerial = "chrysalis-verity"
 	// ModelMountPoint is where the agent mounts the verified model.
 	ModelMountPoint = "/model"
+	// DataDiskSerial is the virtio-blk serial of the persistent data disk
+	// (ext4, formatted by the host; it holds the payout ledger), mounted
+	// at DataMountPoint. It is untrusted storage: see SECURITY.md.
+	DataDiskSerial = "chrysalis-data"
+	DataMountPoint = "/data"
 	// MaxGPUs bounds MeasuredConfig.GPUs.
 	MaxGPUs = 8
 	// MaxConfigSize bounds the config document.
@@ -47,6 +55,40 @@ type Config struct {
 	// Network is host-chosen addressing; it is not measured because the
 	// network is untrusted whatever it says.
 	Network Network `json:"network"`
+	// PayoutSecret is the owner's payout secret, 64 hex characters: the
+	// worker's channel and gas-wallet keys derive from it
+	// (payment.DeriveKeys). Required with measured.payment, refused
+	// without it. It is a secret, so it is not measured (relying parties
+	// see the worker key it derives, measured.payment.worker_key) and
+	// never printed (Secret redacts itself).
+	PayoutSecret Secret `json:"payout_secret,omitempty"`
+}
+
+// Secret is a hex secret carried by the config disk. It formats and logs
+// as "[redacted]"; only Bytes reveals it.
+type Secret string
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString implements fmt.GoStringer (%#v).
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Bytes decodes the secret.
+func (s Secret) Bytes() ([]byte, error) {
+	b, err := hex.DecodeString(string(s))
+	if err != nil || len(b) != payment.PayoutSecretSize || strings.ToLower(string(s)) != string(s) {
+		return nil, fmt.Errorf("payout_secret: want %d lowercase hex characters", 2*payment.PayoutSecretSize)
+	}
+	return b, nil
 }
 
 // MeasuredConfig is the part of the config that relying parties see in
@@ -80,6 +122,10 @@ type MeasuredConfig struct {
 	// Debug asks the agent for verbose logs; it is measured so a proxy can
 	// refuse debug workers.
 	Debug bool `json:"debug,omitempty"`
+	// Payment is the payment channel this worker is paid through (nil: no
+	// payments, no receipts). It needs owner_address (the channel pays
+	// the owner), prices, the unmeasured payout_secret and a data disk.
+	Payment *payment.ChannelTerms `json:"payment,omitempty"`
 }
 
 // Network is the guest's static addressing on its first NIC.
@@ -98,38 +144,53 @@ var (
 	hexRootRE  = regexp.MustCompile(`^([0-9a-f]{64}|[0-9a-f]{128})$`)
 )
 
+// Validate checks every measured field and names the first bad one
+// (verifiers call it on the config event, which has no secret).
+func (m MeasuredConfig) Validate() error {
+	if !instanceRE.MatchString(m.Instance) {
+		return fmt.Errorf("config: measured.instance %q must be 1-63 of [A-Za-z0-9._-], starting alphanumeric", m.Instance)
+	}
+	if len(m.OwnerAddress) > 128 || len(m.Model) > 128 {
+		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
+	}
+	if m.GPUs < 0 || m.GPUs > MaxGPUs {
+		return fmt.Errorf("config: measured.gpus %d must be 0..%d", m.GPUs, MaxGPUs)
+	}
+	net, err := payment.ParseNetwork(m.TONNetwork)
+	if err != nil {
+		return fmt.Errorf("config: measured.ton_network: %w", err)
+	}
+	if m.OwnerAddress != "" {
+		if _, err := payment.ParseOwnerAddress(m.OwnerAddress, net); err != nil {
+			return fmt.Errorf("config: measured.owner_address: %w", err)
+		}
+	}
+	if m.ModelRoot != "" {
+		if m.Model == "" {
+			return errors.New("config: measured.model_root is set but measured.model is empty")
+		}
+		if !hexRootRE.MatchString(m.ModelRoot) {
+			return fmt.Errorf("config: measured.model_root %q must be 64 or 128 lowercase hex characters (a sha256 or sha512 verity root)", m.ModelRoot)
+		}
+	}
+	if _, _, err := m.Prices(); err != nil {
+		return err
+	}
+	if err := m.checkPayment(net); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Validate checks every field and names the first bad one.
 func (c *Config) Validate() error {
 	if c.Version != 1 {
 		return fmt.Errorf("config: version %d is not supported (want 1)", c.Version)
 	}
-	if !instanceRE.MatchString(c.Measured.Instance) {
-		return fmt.Errorf("config: measured.instance %q must be 1-63 of [A-Za-z0-9._-], starting alphanumeric", c.Measured.Instance)
+	if err := c.Measured.Validate(); err != nil {
+		return err
 	}
-	if len(c.Measured.OwnerAddress) > 128 || len(c.Measured.Model) > 128 {
-		return errors.New("config: measured.owner_address and measured.model must be at most 128 bytes")
-	}
-	if c.Measured.GPUs < 0 || c.Measured.GPUs > MaxGPUs {
-		return fmt.Errorf("config: measured.gpus %d must be 0..%d", c.Measured.GPUs, MaxGPUs)
-	}
-	net, err := payment.ParseNetwork(c.Measured.TONNetwork)
-	if err != nil {
-		return fmt.Errorf("config: measured.ton_network: %w", err)
-	}
-	if c.Measured.OwnerAddress != "" {
-		if _, err := payment.ParseOwnerAddress(c.Measured.OwnerAddress, net); err != nil {
-			return fmt.Errorf("config: measured.owner_address: %w", err)
-		}
-	}
-	if c.Measured.ModelRoot != "" {
-		if c.Measured.Model == "" {
-			return errors.New("config: measured.model_root is set but measured.model is empty")
-		}
-		if !hexRootRE.MatchString(c.Measured.ModelRoot) {
-			return fmt.Errorf("config: measured.model_root %q must be 64 or 128 lowercase hex characters (a sha256 or sha512 verity root)", c.Measured.ModelRoot)
-		}
-	}
-	if _, _, err := c.Measured.Prices(); err != nil {
+	if err := c.checkSecret(); err != nil {
 		return err
 	}
 	p, err := netip.ParsePrefix(c.Network.Address)
@@ -139,6 +200,55 @@ func (c *Config) Validate() error {
 	g, err := netip.ParseAddr(c.Network.Gateway)
 	if err != nil || !g.Is4() || !p.Contains(g) {
 		return fmt.Errorf("config: network.gateway %q must be an IPv4 address inside %s", c.Network.Gateway, c.Network.Address)
+	}
+	return nil
+}
+
+// checkPayment validates measured.payment against the owner address and
+// the prices.
+func (m MeasuredConfig) checkPayment(net payment.Network) error {
+	if m.Payment == nil {
+		return nil
+	}
+	if m.OwnerAddress == "" {
+		return errors.New("config: measured.payment needs measured.owner_address (the channel pays the owner)")
+	}
+	if m.PriceInPer1M == "" {
+		return errors.New("config: measured.payment needs measured.price_in_per_1m_nanoton and measured.price_out_per_1m_nanoton (receipts charge them)")
+	}
+	owner, err := payment.ParseOwnerAddress(m.OwnerAddress, net)
+	if err != nil {
+		return fmt.Errorf("config: measured.owner_address: %w", err)
+	}
+	if _, err := m.Payment.Config(owner); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// checkSecret checks that the payout secret is there exactly when a
+// payment channel is, and derives the measured worker key.
+func (c *Config) checkSecret() error {
+	m := c.Measured
+	if m.Payment == nil {
+		if c.PayoutSecret != "" {
+			return errors.New("config: payout_secret is set but measured.payment is not (nothing would use it)")
+		}
+		return nil
+	}
+	if c.PayoutSecret == "" {
+		return errors.New("config: measured.payment needs payout_secret (the owner's secret the worker key derives from)")
+	}
+	secret, err := c.PayoutSecret.Bytes()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ck, _, err := payment.DeriveKeys(secret)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if got := hex.EncodeToString(ck.Public().(ed25519.PublicKey)); got != m.Payment.WorkerKey {
+		return fmt.Errorf("config: payout_secret derives worker key %s, but measured.payment.worker_key is %s", got, m.Payment.WorkerKey)
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package guest
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -65,4 +68,57 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("valid config has no canonical measured form: %v", err)
 		}
 	})
+}
+
+// paymentDoc is a valid config with a payment channel; the secret 07…07
+// derives worker key 9b590e53… (measure/payment TestDeriveKeys).
+const paymentDoc = `{"version":1,"measured":{"instance":"w-1","owner_address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI",` +
+	`"price_in_per_1m_nanoton":"1000","price_out_per_1m_nanoton":"3000","payment":{"proxy_key":"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",` +
+	`"worker_key":"9b590e53fd2b58ad77fcb7bed83132edd66edf66ac8825b913af6708311cad98","channel_id":"c4715a11dead030405060708090a0b0c",` +
+	`"proxy_address":"0:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","storage_fee_nanoton":"50000000","misbehavior_fine_nanoton":"100000000",` +
+	`"quarantine_seconds":3600,"conditional_close_seconds":1800,"settle_threshold_nanoton":"1000000000"}},` +
+	`"network":{"address":"10.0.2.15/24","gateway":"10.0.2.2"},"payout_secret":"0707070707070707070707070707070707070707070707070707070707070707"}`
+
+func TestPaymentConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(paymentDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := c.MeasuredBytes()
+	if strings.Contains(string(mb), "0707070707") || !strings.Contains(string(mb), `"worker_key":"9b590e53`) {
+		t.Errorf("measured bytes carry the secret or lack the worker key: %s", mb)
+	}
+	for _, f := range []string{fmt.Sprint(c.PayoutSecret), fmt.Sprintf("%v %+v %#v", c, c, c)} {
+		if strings.Contains(f, "0707070707") {
+			t.Errorf("the secret prints: %s", f)
+		}
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "secret", c.PayoutSecret, "config", c)
+	if strings.Contains(logged.String(), "0707070707") {
+		t.Errorf("the secret is logged: %s", logged.String())
+	}
+	for _, tc := range []struct{ name, from, to, err string }{
+		{"no secret", `,"payout_secret":"0707070707070707070707070707070707070707070707070707070707070707"`, ``, "needs payout_secret"},
+		{"wrong secret", `"payout_secret":"07`, `"payout_secret":"08`, "payout_secret derives worker key"},
+		{"short secret", `"payout_secret":"07`, `"payout_secret":"`, "want 64 lowercase hex"},
+		{"upper secret", `"payout_secret":"07`, `"payout_secret":"0A`, "lowercase hex"},
+		{"no owner", `"owner_address":"UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI",`, ``, "needs measured.owner_address"},
+		{"no prices", `"price_in_per_1m_nanoton":"1000","price_out_per_1m_nanoton":"3000",`, ``, "needs measured.price_in_per_1m_nanoton"},
+		{"bad terms", `"quarantine_seconds":3600`, `"quarantine_seconds":0`, "measured.payment.quarantine_seconds"},
+		{"unknown term", `"quarantine_seconds":3600`, `"quarantine_seconds":3600,"x":1`, "unknown field"},
+		{"secret without payment", `,"payment":{`, `,"paymentx":{`, "unknown field"},
+	} {
+		in := strings.Replace(paymentDoc, tc.from, tc.to, 1)
+		if in == paymentDoc {
+			t.Fatalf("%s: replacement did not apply", tc.name)
+		}
+		if _, err := ParseConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+	c.Measured.Payment = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "payout_secret is set but measured.payment is not") {
+		t.Errorf("secret without payment: %v", err)
+	}
 }

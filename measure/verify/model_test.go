@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/chrysalis-cc/chrysalis/measure/event"
+	"github.com/chrysalis-cc/chrysalis/measure/evidence"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/registry"
@@ -131,5 +132,74 @@ func TestRegistryModelsJoinTheAllowlist(t *testing.T) {
 	}
 	if l, ok := pol.Models["ab"+strings.Repeat("00", 31)]; !ok || !strings.Contains(l, "registry 0:1111") {
 		t.Fatalf("models %v", pol.Models)
+	}
+}
+
+// devBundle is an insecure-dev bundle whose log holds the config event of
+// cfg (then ready) and whose claims name receiptKey.
+func devBundle(t *testing.T, cfg guest.MeasuredConfig, receiptKey string) (*evidence.Bundle, []byte) {
+	t.Helper()
+	key := mustKey(t)
+	spki, _ := evidence.SPKI(key.Public())
+	var l event.Log
+	evs := []struct {
+		name string
+		v    any
+	}{{event.NameConfig, cfg}}
+	if cfg.OwnerAddress != "" {
+		a, err := payment.ParseOwnerAddress(cfg.OwnerAddress, payment.Mainnet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, struct {
+			name string
+			v    any
+		}{event.NamePayout, a.Event()})
+	}
+	evs = append(evs, struct {
+		name string
+		v    any
+	}{event.NameReady, struct{}{}})
+	for _, e := range evs {
+		ev, err := event.New(e.name, 1, e.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Append(ev)
+	}
+	mr, _ := l.Replay()
+	c := evidence.Claims{TLSKeySHA256: evidence.SPKIHash(spki), IssuedAt: now.Unix(), Instance: cfg.Instance, OwnerAddress: cfg.OwnerAddress, ReceiptKey: receiptKey}
+	rd, _ := evidence.ReportData(spki, c)
+	return &evidence.Bundle{Version: evidence.Version, Type: evidence.TypeInsecureDev, ReportData: rd[:], Claims: c,
+		EventLog: l, RTMR3: mr, RTMR3Source: evidence.RTMR3Software}, spki
+}
+
+// The receipt key a worker claims must be the measured config's
+// payment.worker_key, and absent without a payment channel.
+func TestReceiptKeyClaim(t *testing.T) {
+	worker := strings.Repeat("9b", 32)
+	paid := guest.MeasuredConfig{Instance: "w", OwnerAddress: "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N",
+		PriceInPer1M: "1", PriceOutPer1M: "2", Payment: &payment.ChannelTerms{
+			ProxyKey: strings.Repeat("a1", 32), WorkerKey: worker, ChannelID: strings.Repeat("c4", 16), ProxyAddress: "0:" + strings.Repeat("aa", 32),
+			StorageFee: "50000000", MisbehaviorFine: "0", QuarantineSeconds: 60, SettleThreshold: "1",
+		}}
+	pol := Policy{Name: "p", AllowInsecureDev: true}
+	for _, tc := range []struct {
+		name string
+		cfg  guest.MeasuredConfig
+		key  string
+		err  string
+	}{
+		{"paid, its key", paid, worker, ""},
+		{"unpaid, no key", guest.MeasuredConfig{Instance: "w"}, "", ""},
+		{"paid, other key", paid, strings.Repeat("9c", 32), `claims.receipt_key "9c9c`},
+		{"paid, no key", paid, "", `claims.receipt_key "" is not the measured config's payment.worker_key "9b9b`},
+		{"unpaid, a key", guest.MeasuredConfig{Instance: "w"}, worker, `payment.worker_key ""`},
+	} {
+		b, spki := devBundle(t, tc.cfg, tc.key)
+		_, err := Bundle(b, spki, pol, Options{Now: now})
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || ReasonOf(err) != ReasonEventPolicy) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
 	}
 }

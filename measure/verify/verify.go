@@ -275,6 +275,15 @@ func bundle(b *evidence.Bundle, spki []byte, pol Policy, opts Options) (*Result,
 	if b.Claims.Instance != cfg.Instance || b.Claims.Model != cfg.Model || b.Claims.OwnerAddress != cfg.OwnerAddress {
 		return nil, reject(ReasonEventPolicy, errors.New("claims (instance, model, owner_address) differ from the measured config event"))
 	}
+	// Receipts are signed with the channel key the measured config names:
+	// a worker without a payment channel must not claim a receipt key.
+	wantKey := ""
+	if cfg.Payment != nil {
+		wantKey = cfg.Payment.WorkerKey
+	}
+	if b.Claims.ReceiptKey != wantKey {
+		return nil, reject(ReasonEventPolicy, fmt.Errorf("claims.receipt_key %q is not the measured config's payment.worker_key %q", b.Claims.ReceiptKey, wantKey))
+	}
 	return &Result{
 		Policy:       pol.Name,
 		Type:         b.Type,
@@ -342,8 +351,7 @@ func judgeEventList(evs []event.Entry, pol Policy) (*guest.MeasuredConfig, *even
 			if err := dec.Decode(&c); err != nil {
 				return nil, nil, fmt.Errorf("event log: config payload: %w", err)
 			}
-			full := guest.Config{Version: 1, Measured: c, Network: guest.DevNetwork}
-			if err := full.Validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return nil, nil, fmt.Errorf("event log: %w", err)
 			}
 			if c.Debug && !pol.AllowDebugConfig {
