@@ -3,7 +3,7 @@
 # precisely what is missing when it cannot install (not root, no apt).
 set -euo pipefail
 
-pkgs=(qemu-system-x86 qemu-utils cryptsetup-bin cpio ca-certificates git)
+pkgs=(qemu-system-x86 qemu-utils cryptsetup-bin cpio ca-certificates git e2fsprogs)
 need_go=go1.26
 
 missing=()

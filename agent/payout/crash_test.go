@@ -24,6 +24,18 @@ import (
 const childEnv = "CHRYSALIS_PAYOUT_CRASH_CHILD"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(lockChildEnv); path != "" {
+		os.Exit(lockChild(path))
+	}
+	if dir := os.Getenv(receiptChildEnv); dir != "" {
+		k := os.Getenv(receiptChildEnv + "_KILL_AT")
+		killAt, _ := strconv.Atoi(k)
+		if err := receiptChild(dir, killAt, k); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(childEnv); dir != "" {
 		killAt, _ := strconv.Atoi(os.Getenv(childEnv + "_KILL_AT"))
 		if err := crashChild(dir, killAt); err != nil {

@@ -9,6 +9,14 @@
 // crash. Amounts are nanoTON everywhere, and every amount derives from
 // cumulative totals, never from counters kept in memory.
 //
+// The ledger also numbers the worker's usage receipts: ReceiptSigner (the
+// agent API's Signer) journals every receipt, fsynced, before returning
+// it, so receipt sequence numbers survive restarts without gaps or reuse,
+// and the ledger keeps how many were signed and what they claim. With a
+// record per request the journal compacts itself into one snapshot every
+// DefaultCompactEvery records (SetCompactEvery), crash-safely. OpenLedger
+// takes an exclusive flock on path+".lock": one agent per ledger.
+//
 // The chain is behind the Chain interface (liteclient.go implements it on
 // tonutils-go's API client); the proxy's co-signature is behind CoSigner;
 // keys come from a KeyProvider. payouttest runs the same contracts in

@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/chrysalis-cc/chrysalis/agent/payout/journal"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
@@ -155,6 +159,25 @@ type State struct {
 	Intents     map[string]*Intent `json:"intents"`
 	// Paused holds the alarm that stopped settlement ("" when running).
 	Paused string `json:"paused,omitempty"`
+	// Receipts is how many usage receipts were signed on the channel:
+	// they are numbered 1..Receipts without gaps, so the next one is
+	// Receipts+1.
+	Receipts uint64 `json:"receipts,omitempty"`
+	// ReceiptsClaimed is the sum of their amounts (decimal nanoTON; ""
+	// reads as 0 in a snapshot written before receipts were journaled).
+	ReceiptsClaimed string `json:"receipts_claimed,omitempty"`
+}
+
+// ReceiptRecord is the journal's note of one signed usage receipt,
+// appended (fsynced) before the receipt leaves the worker.
+type ReceiptRecord struct {
+	Seq       uint64 `json:"seq"`
+	Channel   string `json:"channel"`
+	RequestID string `json:"request_id_sha256"`
+	TokensIn  uint64 `json:"tokens_in"`
+	TokensOut uint64 `json:"tokens_out"`
+	Amount    string `json:"amount_nanoton"`
+	IssuedAt  int64  `json:"issued_at"`
 }
 
 // Record kinds.
@@ -165,6 +188,7 @@ const (
 	kindPause    = "pause"
 	kindResume   = "resume"
 	kindSnapshot = "snapshot"
+	kindReceipt  = "receipt"
 )
 
 func amount(what, s string) (*big.Int, error) {
@@ -193,7 +217,18 @@ func (s *State) clone() *State {
 	return &c
 }
 
-func newState() *State { return &State{Confirmed: "0", Intents: map[string]*Intent{}} }
+func newState() *State {
+	return &State{Confirmed: "0", ReceiptsClaimed: "0", Intents: map[string]*Intent{}}
+}
+
+// ClaimedTotal is the cumulative amount of every receipt signed.
+func (s *State) ClaimedTotal() *big.Int {
+	if s.ReceiptsClaimed == "" {
+		return new(big.Int)
+	}
+	v, _ := amount("", s.ReceiptsClaimed)
+	return v
+}
 
 // OpenIntent returns the intent that may still move money, or nil.
 func (s *State) OpenIntent() *Intent {
@@ -274,6 +309,9 @@ func (s *State) apply(kind string, data []byte) error {
 		if n.Intents == nil {
 			n.Intents = map[string]*Intent{}
 		}
+		if n.ReceiptsClaimed == "" && n.Receipts == 0 {
+			n.ReceiptsClaimed = "0"
+		}
 		if err := n.check(); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
@@ -344,8 +382,53 @@ func (s *State) apply(kind string, data []byte) error {
 			return err
 		}
 		return s.applyIntent(&in)
+	case kindReceipt:
+		var r ReceiptRecord
+		if err := dec(&r); err != nil {
+			return err
+		}
+		return s.applyReceipt(&r)
 	}
 	return fmt.Errorf("unknown record kind %q", kind)
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// applyReceipt checks a receipt record and counts it. It changes s only
+// when the record applies, and touches nothing but the receipt totals, so
+// append can apply it to a shallow copy.
+func (s *State) applyReceipt(r *ReceiptRecord) error {
+	if s.Channel == nil {
+		return fmt.Errorf("receipt %d: before the channel record", r.Seq)
+	}
+	if r.Channel != s.Channel.Address {
+		return fmt.Errorf("receipt %d: for channel %q, the ledger is bound to %s", r.Seq, r.Channel, s.Channel.Address)
+	}
+	if r.Seq != s.Receipts+1 {
+		return fmt.Errorf("receipt %d: not consecutive (the last receipt is %d)", r.Seq, s.Receipts)
+	}
+	if r.Seq > payment.MaxSafeInt || r.TokensIn > payment.MaxSafeInt || r.TokensOut > payment.MaxSafeInt {
+		return fmt.Errorf("receipt %d: seq or token count exceeds 2^53-1", r.Seq)
+	}
+	if !hex64.MatchString(r.RequestID) {
+		return fmt.Errorf("receipt %d: request id %q is not a lowercase hex SHA-256", r.Seq, r.RequestID)
+	}
+	if r.IssuedAt <= 0 || r.IssuedAt > payment.MaxSafeInt {
+		return fmt.Errorf("receipt %d: issued_at %d is not a unix time", r.Seq, r.IssuedAt)
+	}
+	a, err := amount(fmt.Sprintf("receipt %d amount", r.Seq), r.Amount)
+	if err != nil {
+		return err
+	}
+	if a.BitLen() > 64 {
+		return fmt.Errorf("receipt %d: amount %s exceeds 64 bits", r.Seq, a)
+	}
+	total := a.Add(a, s.ClaimedTotal())
+	if total.BitLen() > 120 {
+		return fmt.Errorf("receipt %d: claimed total %s exceeds 2^120", r.Seq, total)
+	}
+	s.Receipts, s.ReceiptsClaimed = r.Seq, total.String()
+	return nil
 }
 
 func (s *State) applyIntent(in *Intent) error {
@@ -461,6 +544,19 @@ func (s *State) check() error {
 	if open > 1 {
 		return fmt.Errorf("%d intents in flight", open)
 	}
+	return s.checkReceipts()
+}
+
+func (s *State) checkReceipts() error {
+	if s.Receipts > payment.MaxSafeInt {
+		return fmt.Errorf("receipts %d exceeds 2^53-1", s.Receipts)
+	}
+	if s.Receipts > 0 && s.Channel == nil {
+		return fmt.Errorf("%d receipts without a channel", s.Receipts)
+	}
+	if _, err := amount("receipts claimed", s.ReceiptsClaimed); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -485,33 +581,82 @@ func (c ChannelRecord) Config() (channel.Config, error) {
 // step's name; tests use it to kill the process at each one.
 type Hook func(step string)
 
+// DefaultCompactEvery is the journal length (records since the last
+// compaction) at which a Ledger compacts itself unless told otherwise.
+const DefaultCompactEvery = 4096
+
 // Ledger is the durable payout state. It is safe for concurrent use, but
-// only the Settler changes intents.
+// only the Settler changes intents. One Ledger at a time holds a journal:
+// OpenLedger takes an exclusive lock that Close releases.
 type Ledger struct {
 	mu   sync.Mutex
+	path string
 	j    *journal.Journal
+	lock *os.File
 	st   *State
 	hook Hook
 	n    int // records since the last compaction
+	// every is the automatic compaction threshold; retryAt the record
+	// count of the next attempt after a failed one; compactErr that
+	// failure (nil after a success).
+	every, retryAt int
+	compactErr     error
 }
 
 // OpenLedger opens (creating) the ledger at path and replays it. A record
 // that does not apply is an error: the ledger never guesses what money it
-// held.
+// held. It first takes an exclusive, non-blocking lock on path+".lock"
+// (flock): a second OpenLedger on the same path, in this process or
+// another, fails until Close. Temporary files a crashed compaction left
+// beside the journal are removed.
 func OpenLedger(path string, hook Hook) (*Ledger, error) {
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	removeStaleTemps(path)
 	j, recs, _, err := journal.Open(path)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	st, err := Replay(recs)
 	if err != nil {
 		j.Close()
+		lock.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
 	if hook == nil {
 		hook = func(string) {}
 	}
-	return &Ledger{j: j, st: st, hook: hook, n: len(recs)}, nil
+	j.SetHook(hook)
+	return &Ledger{path: path, j: j, lock: lock, st: st, hook: hook, n: len(recs), every: DefaultCompactEvery}, nil
+}
+
+// lockFile opens (creating) name and locks it exclusively without waiting.
+func lockFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock file %s is held: another agent has this ledger open (stop it first; one ledger serves one agent)", name)
+		}
+		return nil, fmt.Errorf("lock file %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// removeStaleTemps deletes the temporary files of a compaction that a
+// crash interrupted before its rename (the caller holds the lock, so no
+// compaction is under way).
+func removeStaleTemps(path string) {
+	m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range m {
+		os.Remove(f)
+	}
 }
 
 // Replay reduces journal records into a State, checking every record.
@@ -528,8 +673,19 @@ func Replay(recs []journal.Record) (*State, error) {
 	return st, nil
 }
 
-// Close closes the journal.
-func (l *Ledger) Close() error { return l.j.Close() }
+// Close closes the journal and releases the lock.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.j.Close()
+	if l.lock != nil {
+		if cerr := l.lock.Close(); err == nil {
+			err = cerr
+		}
+		l.lock = nil
+	}
+	return err
+}
 
 // State returns a copy of the current state.
 func (l *Ledger) State() *State {
@@ -539,18 +695,33 @@ func (l *Ledger) State() *State {
 }
 
 // append applies a record to a copy of the state and, if it applies,
-// journals it (fsynced) and makes the copy current.
+// journals it (fsynced) and makes the copy current; then, at this safe
+// point (the record durable, the state current, the lock held), it
+// compacts the journal if it has reached the threshold. A failed
+// compaction does not fail the append (the record is durable): it is
+// kept for CompactError and retried after another threshold/8 records.
 func (l *Ledger) append(kind string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	n := l.st.clone()
-	if err := n.apply(kind, data); err != nil {
-		return err
-	}
-	if err := n.check(); err != nil {
-		return err
+	var n *State
+	if kind == kindReceipt {
+		// A receipt changes only the receipt totals: a shallow copy
+		// spares a deep clone of every intent per served request.
+		c := *l.st
+		n = &c
+		if err := n.apply(kind, data); err != nil {
+			return err
+		}
+	} else {
+		n = l.st.clone()
+		if err := n.apply(kind, data); err != nil {
+			return err
+		}
+		if err := n.check(); err != nil {
+			return err
+		}
 	}
 	l.hook("ledger-before-" + kind)
 	if _, err := l.j.Append(kind, json.RawMessage(data)); err != nil {
@@ -559,6 +730,12 @@ func (l *Ledger) append(kind string, v any) error {
 	l.hook("ledger-after-" + kind)
 	l.st = n
 	l.n++
+	if l.n >= l.every && l.n >= l.retryAt {
+		if err := l.compact(); err != nil {
+			l.compactErr = fmt.Errorf("ledger %s: automatic compaction at %d records: %w", l.path, l.n, err)
+			l.retryAt = l.n + max(1, l.every/8)
+		}
+	}
 	return nil
 }
 
@@ -641,17 +818,48 @@ func (l *Ledger) Resume() error {
 	return l.append(kindResume, struct{}{})
 }
 
-// Compact rewrites the journal as one snapshot record (atomic rename).
+// Compact rewrites the journal as one snapshot record of the current
+// state (every intent, open or not, and every total) through a temporary
+// file and a rename: a crash at any point leaves either the old journal
+// or the snapshot, and both replay to the same State.
 func (l *Ledger) Compact() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.compact()
+}
+
+func (l *Ledger) compact() error {
 	l.hook("ledger-before-compact")
 	if _, err := l.j.Compact(kindSnapshot, l.st); err != nil {
 		return err
 	}
 	l.hook("ledger-after-compact")
-	l.n = 1
+	l.n, l.retryAt, l.compactErr = 1, 0, nil
 	return nil
+}
+
+// SetCompactEvery sets the automatic compaction threshold: once the
+// journal holds records records since its last compaction, the append
+// that reached it compacts (default DefaultCompactEvery). Each compaction
+// writes the whole state and fsyncs it: a low threshold trades that cost,
+// paid by one request in every records, for a shorter replay.
+func (l *Ledger) SetCompactEvery(records int) error {
+	if records < 2 {
+		return fmt.Errorf("ledger %s: compaction threshold %d records: want at least 2", l.path, records)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.every = records
+	return nil
+}
+
+// CompactError is the last automatic compaction's failure, nil when the
+// last one succeeded or none failed. The ledger keeps working without
+// compaction (its journal grows); an operator should look at the disk.
+func (l *Ledger) CompactError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.compactErr
 }
 
 // Records is how many records the journal holds since its last compaction.

@@ -179,6 +179,24 @@ func FuzzLedgerReplay(f *testing.F) {
 	f.Add(seed)
 	lines := bytes.Split(seed, []byte("\n"))
 	f.Add(bytes.Join(lines[:len(lines)/2], []byte("\n")))
+	rseed, err := os.ReadFile(filepath.Join("testdata", "ledger-receipts.golden"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rseed)
+	// The channel, then receipts 1 and 2 (3 repeats 2's seq: refused).
+	_, rline, _ := bytes.Cut(bytes.Split(rseed, []byte("\n"))[1], []byte(" "))
+	var rec payout.ReceiptRecord
+	if err := json.Unmarshal(rline, &rec); err != nil {
+		f.Fatal(err)
+	}
+	mixed := append([]byte(nil), lines[0]...)
+	for _, q := range []uint64{1, 2, 2} {
+		rec.Seq = q
+		b, _ := json.Marshal(rec)
+		mixed = append(append(mixed, "\nreceipt "...), b...)
+	}
+	f.Add(mixed)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var recs []journal.Record
 		for i, line := range bytes.Split(data, []byte("\n")) {
@@ -203,6 +221,21 @@ func FuzzLedgerReplay(f *testing.F) {
 		}
 		if open > 1 {
 			t.Fatalf("%d open intents", open)
+		}
+		if st.Receipts > 0 && st.Channel == nil {
+			t.Fatalf("%d receipts without a channel", st.Receipts)
+		}
+		// Compaction's snapshot of any state replays to that state.
+		snap, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := payout.Replay([]journal.Record{{Seq: 1, Kind: "snapshot", Data: snap}})
+		if err != nil {
+			t.Fatalf("snapshot of a replayed state does not replay: %v\n%s", err, snap)
+		}
+		if b, _ := json.Marshal(again); !bytes.Equal(b, snap) {
+			t.Fatalf("snapshot round trip changed the state:\n%s\n%s", snap, b)
 		}
 	})
 }

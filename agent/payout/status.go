@@ -33,6 +33,11 @@ type Summary struct {
 	Intents map[Status]int `json:"intents"`
 	// Paused is the alarm that stopped settlement ("" when running).
 	Paused string `json:"paused,omitempty"`
+	// Receipts is how many usage receipts the worker has signed on the
+	// channel; Claimed the sum of their amounts (what the worker billed,
+	// against what the proxy signed for: Earned).
+	Receipts uint64 `json:"receipts_issued"`
+	Claimed  string `json:"receipts_claimed_nanoton"`
 }
 
 // IntentSummary is one settlement in progress.
@@ -50,6 +55,7 @@ func Summarize(s *State) Summary {
 		Earned: s.Earned().String(), Settled: s.ConfirmedTotal().String(),
 		InFlight: s.InFlight().String(), Pending: s.Due().String(),
 		LastSettled: s.LastSettled, Intents: map[Status]int{}, Paused: s.Paused,
+		Receipts: s.Receipts, Claimed: s.ClaimedTotal().String(),
 	}
 	if s.Channel != nil {
 		out.Channel, out.Wallet = s.Channel.Address, s.Channel.Wallet
@@ -80,6 +86,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	row("settled", tonString(s.Settled)+" TON")
 	row("in flight", tonString(s.InFlight)+" TON")
 	row("pending", tonString(s.Pending)+" TON")
+	row("receipts", fmt.Sprintf("%d signed, %s TON claimed", s.Receipts, tonString(orZero(s.Claimed))))
 	if s.LastTx != "" {
 		row("last tx", fmt.Sprintf("%s (chain time %d)", s.LastTx, s.LastSettled))
 	} else {
@@ -111,12 +118,24 @@ func (s Summary) WriteMetrics(w io.Writer) error {
 		paused = "1"
 	}
 	gauge("chrysalis_payout_paused", "1 when settlement is paused by an alarm.", paused)
+	counter := func(name, help, v string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %s\n", name, help, name, name, v)
+	}
+	counter("chrysalis_payout_receipts_total", "Usage receipts signed on the channel.", fmt.Sprint(s.Receipts))
+	counter("chrysalis_payout_receipts_claimed_nanoton_total", "Sum of the amounts of the usage receipts signed (nanoTON).", orZero(s.Claimed))
 	fmt.Fprintf(&b, "# HELP chrysalis_payout_intents Settlement intents by status.\n# TYPE chrysalis_payout_intents gauge\n")
 	for _, st := range []Status{Planned, Signed, Sent, Confirmed, Expired, Failed, Bounced} {
 		fmt.Fprintf(&b, "chrysalis_payout_intents{status=%q} %d\n", string(st), s.Intents[st])
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
 }
 
 func orDash(s string) string {

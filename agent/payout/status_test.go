@@ -28,7 +28,16 @@ func TestSummary(t *testing.T) {
 	}
 	e.tick(5)
 	e.step("confirmed")
+	rs := newSigner(t, e.f, e.ledger)
+	for i := 1; i <= 3; i++ {
+		if _, err := rs.Sign(usage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s = sum()
+	if s.Receipts != 3 || s.Claimed != "2100" {
+		t.Fatalf("receipts: %d, claimed %s", s.Receipts, s.Claimed)
+	}
 	if s.Settled != "1500000000" || s.InFlight != "0" || s.Open != nil || s.LastTx == "" || s.Intents[payout.Confirmed] != 1 || s.LastSettled == 0 {
 		t.Fatalf("settled: %+v", s)
 	}

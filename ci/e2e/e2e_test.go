@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -17,9 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xssnick/tonutils-go/address"
+
+	"github.com/chrysalis-cc/chrysalis/agent/api"
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
+	"github.com/chrysalis-cc/chrysalis/measure/payment/channel"
 	"github.com/chrysalis-cc/chrysalis/measure/verify"
 )
 
@@ -79,6 +88,16 @@ type vm struct {
 // the returned error).
 func (e *env) startVM(t *testing.T, name string, cfg guest.Config, shapeName string, disks ...string) (*vm, error) {
 	t.Helper()
+	var extra []string
+	for _, d := range disks {
+		extra = append(extra, "--disk", d)
+	}
+	return e.startVMArgs(t, name, cfg, shapeName, extra...)
+}
+
+// startVMArgs is startVM with any extra launch arguments.
+func (e *env) startVMArgs(t *testing.T, name string, cfg guest.Config, shapeName string, extra ...string) (*vm, error) {
+	t.Helper()
 	cfgPath := filepath.Join(e.dir, name+"-config.json")
 	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
@@ -86,9 +105,7 @@ func (e *env) startVM(t *testing.T, name string, cfg guest.Config, shapeName str
 	}
 	v := &vm{state: filepath.Join(e.dir, name+"-state"), exited: make(chan error, 1)}
 	args := []string{"launch", "--dev", "--release", e.release, "--port", fmt.Sprint(freePort(t)), "--state", v.state, "--config", cfgPath, "--shape", shapeName}
-	for _, d := range disks {
-		args = append(args, "--disk", d)
-	}
+	args = append(args, extra...)
 	v.cmd = exec.Command(e.bin, args...)
 	v.cmd.Dir = e.root
 	stdout, err := v.cmd.StdoutPipe()
@@ -299,23 +316,62 @@ func testModelDisk(t *testing.T, e *env) {
 	disks := []string{"model=" + img, "model-verity=" + img + ".verity"}
 	cfg := guest.Config{Version: 1, Measured: guest.MeasuredConfig{Instance: "e2e-model", Model: model, ModelRoot: root}, Network: guest.DevNetwork}
 
-	v, err := e.startVM(t, "model", cfg, "dev-model", disks...)
+	// The paid worker: a payment channel in the measured config, the
+	// owner's payout secret apart from it (--payout-secret), and a
+	// persistent disk that launch creates (ext4) for the payout ledger.
+	secretFile := filepath.Join(e.dir, "payout.secret")
+	keys := e.run(t, time.Minute, e.bin, "payout", "keys", "--secret", secretFile, "--new", "--json")
+	var pk struct {
+		WorkerKey string `json:"worker_key"`
+	}
+	if err := json.Unmarshal(keys, &pk); err != nil {
+		t.Fatalf("payout keys: %v\n%s", err, keys)
+	}
+	paid := cfg
+	paid.Measured.OwnerAddress = "UQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqEBI"
+	paid.Measured.PriceInPer1M, paid.Measured.PriceOutPer1M = "1000000", "3000000"
+	paid.Measured.Payment = &payment.ChannelTerms{
+		ProxyKey: hex.EncodeToString(e2eProxyKey.Public().(ed25519.PublicKey)), WorkerKey: pk.WorkerKey,
+		ChannelID: "c4715a11dead030405060708090a0b0c", ProxyAddress: "0:" + strings.Repeat("aa", 32),
+		StorageFee: "50000000", MisbehaviorFine: "100000000", QuarantineSeconds: 3600, ConditionalCloseSeconds: 1800, SettleThreshold: "1000000000",
+	}
+	persistent := filepath.Join(e.dir, "persistent.img")
+	paidArgs := []string{"--payout-secret", secretFile, "--disk", "persistent=" + persistent}
+	for _, d := range disks {
+		paidArgs = append(paidArgs, "--disk", d)
+	}
+	v, err := e.startVMArgs(t, "model", paid, "dev-paid", paidArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := e.verify(t, v.endpoint)
-	if len(rep.Events) != 3 || rep.Events[1].Name != event.NameModel {
-		t.Fatalf("events %+v, want config, model, ready", rep.Events)
+	if len(rep.Events) != 4 || rep.Events[2].Name != event.NameModel {
+		t.Fatalf("events %+v, want config, payout, model, ready", rep.Events)
 	}
 	wantPayload, _ := canon.Marshal(event.ModelPayload{Name: model, RootHash: root})
-	if string(rep.Events[1].Payload) != string(wantPayload) {
-		t.Fatalf("model event payload %s, want %s", rep.Events[1].Payload, wantPayload)
+	if string(rep.Events[2].Payload) != string(wantPayload) {
+		t.Fatalf("model event payload %s, want %s", rep.Events[2].Payload, wantPayload)
 	}
-	chatThroughRATLS(t, v.endpoint, model)
+	verified, receipts := chatThroughRATLS(t, v.endpoint, model)
+	checkReceipts(t, verified, receipts, 1)
+	earned := payProxyState(t, v.endpoint, verified)
 	v.stop(t)
 	if c := v.console(t); !bytes.Contains(c, []byte("model mounted")) || !bytes.Contains(c, []byte("engine ready")) {
 		t.Fatal("guest did not log the mounted model and the ready engine")
 	}
+
+	// A restart on the same persistent disk: the ledger kept the proxy's
+	// state and the receipt numbering goes on (never reused).
+	v, err = e.startVMArgs(t, "model-restart", paid, "dev-paid", paidArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verified, receipts = chatThroughRATLS(t, v.endpoint, model)
+	checkReceipts(t, verified, receipts, 3)
+	if st := paymentStatus(t, v.endpoint, verified); st.Earned != earned || st.Receipts != 4 {
+		t.Fatalf("after the restart: earned %s, %d receipts; want %s, 4", st.Earned, st.Receipts, earned)
+	}
+	v.stop(t)
 
 	// The same disk under a config that names another root: the agent
 	// refuses it and the guest never becomes ready.
@@ -343,8 +399,9 @@ func testModelDisk(t *testing.T, e *env) {
 // chatThroughRATLS streams a chat completion from the guest's engine over
 // a connection whose RA-TLS evidence verified (insecure-dev policy: the
 // dev VM has no TEE), then asks once without streaming for the usage.
-func chatThroughRATLS(t *testing.T, endpoint, model string) {
+func chatThroughRATLS(t *testing.T, endpoint, model string) (*verify.Result, []payment.SignedReceipt) {
 	t.Helper()
+	var receipts []payment.SignedReceipt
 	pol, err := verify.PolicyByName(verify.PolicyInsecureDev)
 	if err != nil {
 		t.Fatal(err)
@@ -368,10 +425,23 @@ func chatThroughRATLS(t *testing.T, endpoint, model string) {
 		t.Fatalf("the chat went over a connection that was not verified for model %s", model)
 	}
 	var text strings.Builder
-	chunks, done := 0, false
+	chunks, done, receiptNext := 0, false, false
 	for _, l := range strings.Split(string(raw), "\n") {
+		if l == "event: "+api.ReceiptEvent {
+			receiptNext = true
+			continue
+		}
 		d, ok := strings.CutPrefix(l, "data: ")
 		if !ok {
+			continue
+		}
+		if receiptNext {
+			sr, err := payment.DecodeSignedReceipt([]byte(d))
+			if err != nil {
+				t.Fatalf("stream receipt: %v", err)
+			}
+			receipts = append(receipts, sr)
+			receiptNext = false
 			continue
 		}
 		if d == "[DONE]" {
@@ -412,6 +482,17 @@ func chatThroughRATLS(t *testing.T, endpoint, model string) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&full)
 	resp.Body.Close()
+	if h := resp.Header.Get(api.HeaderReceipt); h != "" {
+		b, err := base64.StdEncoding.DecodeString(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr, err := payment.DecodeSignedReceipt(b)
+		if err != nil {
+			t.Fatalf("receipt header: %v", err)
+		}
+		receipts = append(receipts, sr)
+	}
 	if err != nil || resp.StatusCode != 200 || len(full.Choices) != 1 || full.Usage.CompletionTokens == 0 || full.Usage.PromptTokens == 0 {
 		t.Fatalf("non-streaming: status %d, %v, %+v", resp.StatusCode, err, full)
 	}
@@ -419,4 +500,105 @@ func chatThroughRATLS(t *testing.T, endpoint, model string) {
 	if full.Choices[0].Message.Content != text.String() {
 		t.Fatalf("non-streaming text %q differs from the streamed %q", full.Choices[0].Message.Content, text.String())
 	}
+	return verified, receipts
+}
+
+// e2eProxyKey is the proxy's channel key (party A) in the paid e2e worker.
+var e2eProxyKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0xa1}, 32))
+
+// checkReceipts checks that a paid worker's two requests got receipts
+// signed with the attested receipt key for the measured channel and the
+// measured prices, numbered from first.
+func checkReceipts(t *testing.T, v *verify.Result, receipts []payment.SignedReceipt, first uint64) {
+	t.Helper()
+	if len(receipts) != 2 {
+		t.Fatalf("%d receipts for a streamed and a plain request, want 2", len(receipts))
+	}
+	ch := channelOf(t, v)
+	key, err := hex.DecodeString(v.Claims.ReceiptKey)
+	if err != nil || len(key) != ed25519.PublicKeySize || v.Claims.ReceiptKey != v.Config.Payment.WorkerKey {
+		t.Fatalf("attested receipt key %q (measured worker key %s)", v.Claims.ReceiptKey, v.Config.Payment.WorkerKey)
+	}
+	for i, sr := range receipts {
+		if err := payment.VerifyReceipt(sr, ed25519.PublicKey(key), ch); err != nil {
+			t.Fatalf("receipt %d: %v", i, err)
+		}
+		r := sr.Receipt
+		if r.Seq != first+uint64(i) || r.PriceInPer1M != v.Config.PriceInPer1M || r.PriceOutPer1M != v.Config.PriceOutPer1M || r.TokensOut == 0 {
+			t.Fatalf("receipt %d: %+v", i, r)
+		}
+		t.Logf("receipt seq %d: %d+%d tokens, %s nanoTON", r.Seq, r.TokensIn, r.TokensOut, r.Amount)
+	}
+}
+
+func channelOf(t *testing.T, v *verify.Result) *address.Address {
+	owner, err := payment.ParseOwnerAddress(v.Config.OwnerAddress, payment.Mainnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Config.Payment.Config(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Address()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// raTLSClient is a client that accepts only a peer verifying as v did.
+func raTLSClient() *http.Client {
+	pol, _ := verify.PolicyByName(verify.PolicyInsecureDev)
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: verify.ClientConfig(pol, verify.Options{}, nil)}}
+}
+
+// payProxyState posts a proxy-signed cumulative state (0.005 TON) to the
+// worker and returns the earned amount its ledger reports.
+func payProxyState(t *testing.T, endpoint string, v *verify.Result) string {
+	t.Helper()
+	owner, _ := payment.ParseOwnerAddress(v.Config.OwnerAddress, payment.Mainnet)
+	cfg, _ := v.Config.Payment.Config(owner)
+	s, err := channel.Sign(e2eProxyKey, channel.SemiChannel{ID: cfg.ID, Data: channel.SemiState{Seqno: 1, Sent: big.NewInt(5_000_000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := payment.NewPaymentState(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(ps)
+	resp, err := raTLSClient().Post(endpoint+"/v1/payment/state", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("payment state: %d %s", resp.StatusCode, b)
+	}
+	st := paymentStatus(t, endpoint, v)
+	if st.Earned != "5000000" || st.Receipts != 2 {
+		t.Fatalf("status after the state: %+v", st)
+	}
+	return st.Earned
+}
+
+type payStatus struct {
+	Earned   string `json:"earned_nanoton"`
+	Receipts uint64 `json:"receipts_issued"`
+}
+
+func paymentStatus(t *testing.T, endpoint string, _ *verify.Result) payStatus {
+	t.Helper()
+	resp, err := raTLSClient().Get(endpoint + "/v1/payment/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st payStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("payment status: %d %v", resp.StatusCode, err)
+	}
+	return st
 }

@@ -172,6 +172,15 @@ func Preflight(o *Options) error {
 		if k == shape.DiskConfig {
 			return errors.New("the config disk is written by launch; do not pass one")
 		}
+		if k == shape.DiskPersistent {
+			created, err := EnsurePersistentDisk(p, DefaultPersistentMiB)
+			if err != nil {
+				return err
+			}
+			if created {
+				o.Logf("created the persistent disk %s (%d MiB, ext4)", p, DefaultPersistentMiB)
+			}
+		}
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("%s disk: %w", k, err)
 		}

@@ -34,11 +34,12 @@ const (
 	ModelVerityDiskSerial = "chrysalis-verity"
 	// ModelMountPoint is where the agent mounts the verified model.
 	ModelMountPoint = "/model"
-	// DataDiskSerial is the virtio-blk serial of the persistent data disk
-	// (ext4, formatted by the host; it holds the payout ledger), mounted
-	// at DataMountPoint. It is untrusted storage: see SECURITY.md.
-	DataDiskSerial = "chrysalis-data"
-	DataMountPoint = "/data"
+	// PersistentDiskSerial is the virtio-blk serial of the writable
+	// persistent disk (ext4, formatted by the host; it holds the payout
+	// ledger), mounted at PersistentMountPoint. It is untrusted storage:
+	// see SECURITY.md.
+	PersistentDiskSerial = "chrysalis-persistent"
+	PersistentMountPoint = "/data"
 	// MaxGPUs bounds MeasuredConfig.GPUs.
 	MaxGPUs = 8
 	// MaxConfigSize bounds the config document.
@@ -255,7 +256,12 @@ func (c *Config) checkSecret() error {
 
 // ParseConfig decodes and validates a config document strictly: unknown
 // fields, trailing data and oversize documents are errors.
-func ParseConfig(b []byte) (*Config, error) {
+func ParseConfig(b []byte) (*Config, error) { return ParseConfigSecret(b, "") }
+
+// ParseConfigSecret is ParseConfig with the payout secret kept apart from
+// the document (`chrysalis launch --payout-secret FILE`): when secret is
+// set it fills payout_secret, which the document must then leave out.
+func ParseConfigSecret(b []byte, secret Secret) (*Config, error) {
 	if len(b) > MaxConfigSize {
 		return nil, fmt.Errorf("config: %d bytes exceeds the %d-byte limit", len(b), MaxConfigSize)
 	}
@@ -267,6 +273,12 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	if dec.More() {
 		return nil, errors.New("config: trailing data after the JSON document")
+	}
+	if secret != "" {
+		if c.PayoutSecret != "" {
+			return nil, errors.New("config: payout_secret is given twice (in the document and apart from it)")
+		}
+		c.PayoutSecret = secret
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

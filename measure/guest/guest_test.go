@@ -122,3 +122,18 @@ func TestPaymentConfig(t *testing.T) {
 		t.Errorf("secret without payment: %v", err)
 	}
 }
+
+func TestParseConfigSecret(t *testing.T) {
+	const secret = "0707070707070707070707070707070707070707070707070707070707070707"
+	doc := strings.Replace(paymentDoc, `,"payout_secret":"`+secret+`"`, "", 1)
+	c, err := ParseConfigSecret([]byte(doc), secret)
+	if err != nil || c.PayoutSecret != secret {
+		t.Fatalf("%v", err)
+	}
+	if _, err := ParseConfigSecret([]byte(paymentDoc), secret); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("twice: %v", err)
+	}
+	if _, err := ParseConfig([]byte(doc)); err == nil || !strings.Contains(err.Error(), "needs payout_secret") {
+		t.Errorf("missing: %v", err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"regexp"
 
 	"github.com/chrysalis-cc/chrysalis/measure/payment/channel"
+	"github.com/xssnick/tonutils-go/address"
+	"github.com/xssnick/tonutils-go/ton/wallet"
 )
 
 // ChannelTerms are a worker's payment channel with its proxy, as the
@@ -130,4 +132,27 @@ func DeriveKeys(secret []byte) (channelKey, walletKey ed25519.PrivateKey, err er
 		return ed25519.NewKeyFromSeed(h.Sum(nil))
 	}
 	return derive("chrysalis/payout/channel-key/v1\x00"), derive("chrysalis/payout/wallet-key/v1\x00"), nil
+}
+
+// GlobalID is the network's global id, which V5R1 wallets sign.
+func (n Network) GlobalID() int32 {
+	if n == Testnet {
+		return wallet.TestnetGlobalID
+	}
+	return wallet.MainnetGlobalID
+}
+
+// GasWalletAddress is the worker's gas wallet for walletPub on network n:
+// a V5R1 wallet (workchain 0, default subwallet), which the owner funds
+// and which pays for settlement messages. Its testnet flag follows n and
+// it is shown non-bounceable (an address to fund before it exists).
+func GasWalletAddress(walletPub ed25519.PublicKey, n Network) (*address.Address, error) {
+	w, err := wallet.FromPubKeyWithOptions(walletPub, wallet.ConfigV5R1Final{NetworkGlobalID: n.GlobalID(), Workchain: 0})
+	if err != nil {
+		return nil, fmt.Errorf("gas wallet: %w", err)
+	}
+	a := w.WalletAddress().Copy()
+	a.SetTestnetOnly(n == Testnet)
+	a.SetBounce(false)
+	return a, nil
 }

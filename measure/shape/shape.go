@@ -44,7 +44,7 @@ func (k DiskKind) Serial() string {
 	case DiskModelVerity:
 		return "chrysalis-verity"
 	case DiskPersistent:
-		return "chrysalis-persistent"
+		return guest.PersistentDiskSerial
 	}
 	return ""
 }

@@ -34,11 +34,12 @@ type inference struct {
 }
 
 // startInference starts the engine from the verified model disk and
-// builds the OpenAI-compatible API in front of it. Without a model it
+// builds the OpenAI-compatible API in front of it, signing a receipt per
+// request with signer (nil: no payment channel, no receipts). Without a model it
 // returns nil: the worker serves attestation only. A model disk without
 // an engine is an error: a worker that cannot serve its measured model
 // must not report ready.
-func startInference(log *slog.Logger, cfg *guest.Config) (*inference, error) {
+func startInference(log *slog.Logger, cfg *guest.Config, signer api.Signer) (*inference, error) {
 	m := cfg.Measured
 	if m.ModelRoot == "" {
 		return nil, nil
@@ -73,7 +74,7 @@ func startInference(log *slog.Logger, cfg *guest.Config) (*inference, error) {
 		return nil, err
 	}
 	a, err := api.New(api.Config{
-		Engine: sup, Model: m.Model, Prices: api.Prices{InPer1M: in, OutPer1M: out},
+		Engine: sup, Model: m.Model, Prices: api.Prices{InPer1M: in, OutPer1M: out}, Signer: signer,
 		Log: log.With("component", "api"),
 	})
 	if err != nil {

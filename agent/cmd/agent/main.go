@@ -194,11 +194,13 @@ func attestGPUs(log *slog.Logger, cfg *guest.Config, rec *rtmr.Recorder) ([]ratl
 	return []ratls.Option{ratls.WithGPU(func(n [32]byte) ([]mgpu.Evidence, error) { return agpu.Collect(col, n) })}, nil
 }
 
-// routes serves the attestation API and, with a model, the inference API.
-func routes(attestation http.Handler, inf *inference) http.Handler {
+// routes serves the attestation API and, with a model, the inference API,
+// and with a payment channel the payment endpoints.
+func routes(attestation http.Handler, inf *inference, pay *payments) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", attestation)
 	inf.mount(mux)
+	pay.mount(mux)
 	return mux
 }
 
@@ -321,7 +323,12 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 	if err != nil {
 		return err
 	}
-	inf, err := startInference(log, cfg)
+	pay, err := startPayments(log, cfg)
+	if err != nil {
+		return fmt.Errorf("payments: %w", err)
+	}
+	defer pay.close()
+	inf, err := startInference(log, cfg, pay.receiptSigner())
 	if err != nil {
 		return fmt.Errorf("inference: %w", err)
 	}
@@ -337,6 +344,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		Instance:     cfg.Measured.Instance,
 		Model:        cfg.Measured.Model,
 		OwnerAddress: cfg.Measured.OwnerAddress,
+		ReceiptKey:   pay.claimKey(),
 	}, cfg.Measured.Instance, nil, gpuSrc...)
 	if err != nil {
 		return fmt.Errorf("ra-tls identity: %w", err)
@@ -346,7 +354,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(server.Handler(id, rec, tee, log), inf),
+		Handler:           routes(server.Handler(id, rec, tee, log), inf, pay),
 		TLSConfig:         id.ServerConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -366,7 +374,7 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 				continue
 			}
 			if c.Cmd != guest.CmdPowerOff {
-				answerHost(log, st, c, hostView{start: start, tee: tee, cfg: cfg, rec: rec, engine: inf.health})
+				answerHost(log, st, c, hostView{start: start, tee: tee, cfg: cfg, rec: rec, engine: inf.health, earnings: pay.earnings})
 				continue
 			}
 			log.Info("power off requested by host")
@@ -374,6 +382,10 @@ func run(log *slog.Logger, st *boot.StatusChannel) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = srv.Shutdown(ctx)
 			cancel()
+			inf.stop()
+			if err := pay.close(); err != nil {
+				log.Error("closing the payout ledger", "err", err)
+			}
 			return errors.Join(boot.PowerOff(), errors.New("power off returned"))
 		}
 	}

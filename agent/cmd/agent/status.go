@@ -25,6 +25,8 @@ type hostView struct {
 	rec   *rtmr.Recorder
 	// engine reports the engine's health ("" → unknown).
 	engine func() string
+	// earnings summarises the payout ledger (nil → not available).
+	earnings func() string
 }
 
 // answerHost answers the host's status and logs commands on the status
@@ -75,6 +77,9 @@ func statusReport(v hostView) (*guest.StatusReport, error) {
 		Engine:        engineHealth(v),
 		Earnings:      guest.EarningsNA,
 		UptimeSeconds: int64(time.Since(v.start) / time.Second),
+	}
+	if v.earnings != nil {
+		rep.Earnings = v.earnings()
 	}
 	for _, e := range l.Events {
 		if len(rep.Events) < guest.MaxReportEvents {

@@ -53,6 +53,24 @@ type Journal struct {
 	f    *os.File
 	seq  uint64
 	last string
+	hook func(step string)
+}
+
+// SetHook installs a function Compact calls at its two crash-relevant
+// points: "journal-compact-written" (the snapshot is in a temporary file,
+// not yet renamed over the journal) and "journal-compact-renamed" (the
+// rename is done, the journal not yet reopened). Tests kill the process
+// there; nil removes it.
+func (j *Journal) SetHook(h func(step string)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.hook = h
+}
+
+func (j *Journal) step(s string) {
+	if j.hook != nil {
+		j.hook(s)
+	}
 }
 
 // Open opens (creating if needed) the journal at path and returns its
@@ -232,9 +250,17 @@ func (j *Journal) Compact(kind string, v any) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if err := atomicfile.WriteFile(j.path, b, 0o600); err != nil {
+	err = atomicfile.Create(j.path, 0o600, false, func(f *os.File) error {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+		j.step("journal-compact-written")
+		return nil
+	})
+	if err != nil {
 		return Record{}, fmt.Errorf("journal %s: compact: %w", j.path, err)
 	}
+	j.step("journal-compact-renamed")
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		j.fail()

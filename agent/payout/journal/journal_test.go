@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,17 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var steps []string
+	j.SetHook(func(s string) {
+		// The snapshot is written beside the journal, not over it.
+		old, _, _ := ReadFile(p)
+		m, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".ledger.tmp-*"))
+		steps = append(steps, fmt.Sprintf("%s %d %d", s, len(old), len(m)))
+	})
 	snap, err := j.Compact("snapshot", entry{N: 15, Note: "sum"})
+	if want := "[journal-compact-written 5 1 journal-compact-renamed 1 0]"; fmt.Sprint(steps) != want {
+		t.Fatalf("compaction steps (step, records, temporary files) %v, want %s", steps, want)
+	}
 	if err != nil || snap.Seq != 6 || snap.Prev != recs[4].Chain {
 		t.Fatalf("Compact = %+v, %v", snap, err)
 	}

@@ -87,6 +87,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		listen    = fs.String("listen", qemu.DefaultHostAddr, "host `address` the API port is forwarded on (tdx)")
 		stateDir  = fs.String("state", "", "state `directory` (default: a per-port directory under "+os.TempDir()+")")
 		cfgFile   = fs.String("config", "", "config `file` (JSON, see measure/guest); default: instance \"dev\", QEMU user network")
+		secretF   = fs.String("payout-secret", "", "`file` holding the owner's payout secret (64 hex characters; `chrysalis payout keys` makes one), for a config with measured.payment")
 		timeout   = fs.Duration("timeout", launch.DefaultReadyTimeout, "how long to wait for the guest to be ready")
 		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx; the base CID with --instance)")
 		instance  = fs.Int("instance", -1, "instance `N` (0..63) of several on this host: port +10·N, CID +N, state STATE/instance-N")
@@ -237,12 +238,26 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	cfg := launch.DefaultConfig()
+	var secret guest.Secret
+	if *secretF != "" {
+		if *cfgFile == "" {
+			return errors.New("--payout-secret needs --config (a config with measured.payment)")
+		}
+		b, err := os.ReadFile(*secretF)
+		if err != nil {
+			return fmt.Errorf("--payout-secret: %w", err)
+		}
+		secret = guest.Secret(strings.TrimSpace(string(b)))
+		if _, err := secret.Bytes(); err != nil {
+			return fmt.Errorf("--payout-secret %s: %w", *secretF, err)
+		}
+	}
 	if *cfgFile != "" {
 		b, err := os.ReadFile(*cfgFile)
 		if err != nil {
 			return fmt.Errorf("--config: %w", err)
 		}
-		if cfg, err = guest.ParseConfig(b); err != nil {
+		if cfg, err = guest.ParseConfigSecret(b, secret); err != nil {
 			return fmt.Errorf("--config %s: %w", *cfgFile, err)
 		}
 	}

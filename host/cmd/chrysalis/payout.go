@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register("payout", "the worker's earnings and settlements from its payout ledger (status)", runPayout)
+	register("payout", "the worker's payout keys (keys) and its earnings and settlements from its payout ledger (status)", runPayout)
 }
 
 func payoutUsage(w io.Writer) {
@@ -19,15 +19,16 @@ func payoutUsage(w io.Writer) {
   chrysalis payout status --ledger FILE [--json | --metrics]
       summarize a payout ledger (agent/payout): earned (the highest
       proxy-signed cumulative state), settled (confirmed on chain to the
-      owner), in flight, pending, the last settlement transaction and any
-      alarm that paused settlement. Reads the file without writing to it,
+      owner), in flight, pending, the usage receipts signed and the amount
+      they claim, the last settlement transaction and any alarm that
+      paused settlement. Reads the file without writing to it,
       so it is safe beside a running agent. --metrics prints the Prometheus
       text form the agent's /metrics serves.
-`)
+`+payoutKeysUsage)
 }
 
 func runPayout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runGroup(ctx, payoutUsage, []subcommand{{"status", payoutStatus}}, args, stdout, stderr)
+	return runGroup(ctx, payoutUsage, []subcommand{{"status", payoutStatus}, {"keys", payoutKeysCmd}}, args, stdout, stderr)
 }
 
 func payoutStatus(_ context.Context, args []string, stdout, stderr io.Writer) error {

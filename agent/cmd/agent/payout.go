@@ -1,0 +1,181 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chrysalis-cc/chrysalis/agent/api"
+	"github.com/chrysalis-cc/chrysalis/agent/boot"
+	"github.com/chrysalis-cc/chrysalis/agent/payout"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
+)
+
+// ledgerPath is the payout ledger on the persistent disk.
+var ledgerPath = filepath.Join(guest.PersistentMountPoint, "payout", "ledger.jsonl")
+
+// payments is the worker's side of its payment channel: the ledger on the
+// persistent disk, the receipt signer (channel key B, numbering kept in
+// the ledger) and the proxy-facing endpoints /v1/payment/*.
+type payments struct {
+	ledger     *payout.Ledger
+	signer     *payout.ReceiptSigner
+	handler    http.Handler
+	receiptKey string
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// startPayments sets up payments when the measured config names a
+// channel: keys from the owner's payout secret (the config already
+// checked that they derive the measured worker key), the persistent disk
+// mounted, the ledger opened and bound to the channel and gas wallet. A
+// channel without the persistent disk is an error: receipts numbered in
+// memory would repeat after a restart.
+func startPayments(log *slog.Logger, cfg *guest.Config) (*payments, error) {
+	if cfg.Measured.Payment == nil {
+		return nil, nil
+	}
+	if err := mountPersistent(log); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(ledgerPath), 0o700); err != nil {
+		return nil, err
+	}
+	l, err := payout.OpenLedger(ledgerPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	p, err := bindPayments(l, cfg, log)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("payout ledger %s: %w", ledgerPath, err)
+	}
+	return p, nil
+}
+
+// bindPayments binds an open ledger to the configured channel and the gas
+// wallet, and builds the receipt signer and the endpoints.
+func bindPayments(l *payout.Ledger, cfg *guest.Config, log *slog.Logger) (*payments, error) {
+	m := cfg.Measured
+	secret, err := cfg.PayoutSecret.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	ck, wk, err := payment.DeriveKeys(secret)
+	if err != nil {
+		return nil, err
+	}
+	n, err := payment.ParseNetwork(m.TONNetwork)
+	if err != nil {
+		return nil, err
+	}
+	owner, err := payment.ParseOwnerAddress(m.OwnerAddress, n)
+	if err != nil {
+		return nil, err
+	}
+	chCfg, err := m.Payment.Config(owner)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := chCfg.Address()
+	if err != nil {
+		return nil, err
+	}
+	w, err := payout.NewV5R1(wk.Public().(ed25519.PublicKey), n.GlobalID())
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Bind(chCfg, payment.RawAddress(w.Address())); err != nil {
+		return nil, err
+	}
+	key, err := payout.NewSecretKey(ck.Seed())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := payout.NewReceiptSigner(l, key, payment.RawAddress(ch))
+	if err != nil {
+		return nil, err
+	}
+	pub := hex.EncodeToString(ck.Public().(ed25519.PublicKey))
+	sum := payout.Summarize(l.State())
+	log.Info("payments", "channel", payment.RawAddress(ch), "worker_key", pub, "gas_wallet", w.Address().String(),
+		"earned", sum.Earned, "settled", sum.Settled, "receipts", sum.Receipts)
+	log.Warn("settlement is off: the agent has no liteserver access yet; earnings accumulate in the ledger")
+	return &payments{
+		ledger:     l,
+		signer:     signer,
+		handler:    payout.Handler(l, &payout.Relay{}, time.Now, log.With("component", "payout")),
+		receiptKey: pub,
+	}, nil
+}
+
+// mountPersistent mounts the persistent disk (ext4, made by the host) at
+// guest.PersistentMountPoint: no devices, no setuid, nothing executable.
+func mountPersistent(log *slog.Logger) error {
+	dev, err := boot.WaitFor(10*time.Second, func() (string, error) { return boot.FindBlockBySerial("/sys", guest.PersistentDiskSerial) })
+	if err != nil {
+		return fmt.Errorf("measured.payment needs the persistent disk (virtio serial %s) for the payout ledger: %w", guest.PersistentDiskSerial, err)
+	}
+	if err := os.MkdirAll(guest.PersistentMountPoint, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dev, guest.PersistentMountPoint, "ext4", unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, "errors=remount-ro"); err != nil {
+		return fmt.Errorf("mount the persistent disk %s (ext4) at %s: %w", dev, guest.PersistentMountPoint, err)
+	}
+	log.Info("persistent disk", "device", dev, "mount", guest.PersistentMountPoint)
+	return nil
+}
+
+// receiptSigner is the API's receipt signer (nil without a channel).
+func (p *payments) receiptSigner() api.Signer {
+	if p == nil {
+		return nil
+	}
+	return p.signer
+}
+
+// claimKey is the claims' receipt_key ("" without a channel).
+func (p *payments) claimKey() string {
+	if p == nil {
+		return ""
+	}
+	return p.receiptKey
+}
+
+// mount adds the payment endpoints to mux (nothing without a channel).
+func (p *payments) mount(mux *http.ServeMux) {
+	if p != nil {
+		mux.Handle("/v1/payment/", p.handler)
+	}
+}
+
+// earnings is the ledger summary for the status channel.
+func (p *payments) earnings() string {
+	if p == nil {
+		return guest.EarningsNA
+	}
+	s := payout.Summarize(p.ledger.State())
+	return fmt.Sprintf("earned %s nanoTON, settled %s, pending %s, %d receipts (%s claimed)", s.Earned, s.Settled, s.Pending, s.Receipts, s.Claimed)
+}
+
+// close closes the ledger and unmounts the persistent disk (once).
+func (p *payments) close() error {
+	if p == nil {
+		return nil
+	}
+	p.closeOnce.Do(func() {
+		p.closeErr = errors.Join(p.ledger.Close(), unix.Unmount(guest.PersistentMountPoint, 0))
+	})
+	return p.closeErr
+}
