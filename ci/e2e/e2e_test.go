@@ -368,7 +368,7 @@ func testModelDisk(t *testing.T, e *env) {
 	}
 	verified, receipts = chatThroughRATLS(t, v.endpoint, model)
 	checkReceipts(t, verified, receipts, 3)
-	if st := paymentStatus(t, v.endpoint, verified); st.Earned != earned || st.Receipts != 4 {
+	if st := paymentStatus(t, v.endpoint); st.Earned != earned || st.Receipts != 4 {
 		t.Fatalf("after the restart: earned %s, %d receipts; want %s, 4", st.Earned, st.Receipts, earned)
 	}
 	v.stop(t)
@@ -402,14 +402,8 @@ func testModelDisk(t *testing.T, e *env) {
 func chatThroughRATLS(t *testing.T, endpoint, model string) (*verify.Result, []payment.SignedReceipt) {
 	t.Helper()
 	var receipts []payment.SignedReceipt
-	pol, err := verify.PolicyByName(verify.PolicyInsecureDev)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var verified *verify.Result
-	c := &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{
-		TLSClientConfig: verify.ClientConfig(pol, verify.Options{}, func(r *verify.Result) { verified = r }),
-	}}
+	c := raTLSClient(t, 3*time.Minute, func(r *verify.Result) { verified = r })
 	body := `{"model":"` + model + `","stream":true,"max_tokens":24,"temperature":0,"messages":[{"role":"user","content":"hello"}]}`
 	start := time.Now()
 	resp, err := c.Post(endpoint+"/v1/chat/completions", "application/json", strings.NewReader(body))
@@ -532,11 +526,7 @@ func checkReceipts(t *testing.T, v *verify.Result, receipts []payment.SignedRece
 }
 
 func channelOf(t *testing.T, v *verify.Result) *address.Address {
-	owner, err := payment.ParseOwnerAddress(v.Config.OwnerAddress, payment.Mainnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := v.Config.Payment.Config(owner)
+	c, _, err := v.Config.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,18 +537,26 @@ func channelOf(t *testing.T, v *verify.Result) *address.Address {
 	return a
 }
 
-// raTLSClient is a client that accepts only a peer verifying as v did.
-func raTLSClient() *http.Client {
-	pol, _ := verify.PolicyByName(verify.PolicyInsecureDev)
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: verify.ClientConfig(pol, verify.Options{}, nil)}}
+// raTLSClient is a client that talks only to a guest whose RA-TLS
+// evidence verifies under the insecure-dev policy (the dev VM has no
+// TEE), passing each verification result to onVerified.
+func raTLSClient(t *testing.T, timeout time.Duration, onVerified func(*verify.Result)) *http.Client {
+	t.Helper()
+	pol, err := verify.PolicyByName(verify.PolicyInsecureDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: verify.ClientConfig(pol, verify.Options{}, onVerified)}}
 }
 
 // payProxyState posts a proxy-signed cumulative state (0.005 TON) to the
 // worker and returns the earned amount its ledger reports.
 func payProxyState(t *testing.T, endpoint string, v *verify.Result) string {
 	t.Helper()
-	owner, _ := payment.ParseOwnerAddress(v.Config.OwnerAddress, payment.Mainnet)
-	cfg, _ := v.Config.Payment.Config(owner)
+	cfg, _, err := v.Config.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := channel.Sign(e2eProxyKey, channel.SemiChannel{ID: cfg.ID, Data: channel.SemiState{Seqno: 1, Sent: big.NewInt(5_000_000)}})
 	if err != nil {
 		t.Fatal(err)
@@ -568,7 +566,7 @@ func payProxyState(t *testing.T, endpoint string, v *verify.Result) string {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(ps)
-	resp, err := raTLSClient().Post(endpoint+"/v1/payment/state", "application/json", bytes.NewReader(body))
+	resp, err := raTLSClient(t, time.Minute, nil).Post(endpoint+"/v1/payment/state", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,7 +575,7 @@ func payProxyState(t *testing.T, endpoint string, v *verify.Result) string {
 	if resp.StatusCode != 200 {
 		t.Fatalf("payment state: %d %s", resp.StatusCode, b)
 	}
-	st := paymentStatus(t, endpoint, v)
+	st := paymentStatus(t, endpoint)
 	if st.Earned != "5000000" || st.Receipts != 2 {
 		t.Fatalf("status after the state: %+v", st)
 	}
@@ -589,9 +587,9 @@ type payStatus struct {
 	Receipts uint64 `json:"receipts_issued"`
 }
 
-func paymentStatus(t *testing.T, endpoint string, _ *verify.Result) payStatus {
+func paymentStatus(t *testing.T, endpoint string) payStatus {
 	t.Helper()
-	resp, err := raTLSClient().Get(endpoint + "/v1/payment/status")
+	resp, err := raTLSClient(t, time.Minute, nil).Get(endpoint + "/v1/payment/status")
 	if err != nil {
 		t.Fatal(err)
 	}

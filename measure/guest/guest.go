@@ -15,6 +15,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
+	"github.com/chrysalis-cc/chrysalis/measure/payment/channel"
 )
 
 // Fixed names shared by host and guest.
@@ -177,7 +178,7 @@ func (m MeasuredConfig) Validate() error {
 	if _, _, err := m.Prices(); err != nil {
 		return err
 	}
-	if err := m.checkPayment(net); err != nil {
+	if err := m.checkPayment(); err != nil {
 		return err
 	}
 	return nil
@@ -207,24 +208,52 @@ func (c *Config) Validate() error {
 
 // checkPayment validates measured.payment against the owner address and
 // the prices.
-func (m MeasuredConfig) checkPayment(net payment.Network) error {
+func (m MeasuredConfig) checkPayment() error {
 	if m.Payment == nil {
 		return nil
-	}
-	if m.OwnerAddress == "" {
-		return errors.New("config: measured.payment needs measured.owner_address (the channel pays the owner)")
 	}
 	if m.PriceInPer1M == "" {
 		return errors.New("config: measured.payment needs measured.price_in_per_1m_nanoton and measured.price_out_per_1m_nanoton (receipts charge them)")
 	}
-	owner, err := payment.ParseOwnerAddress(m.OwnerAddress, net)
+	_, _, err := m.Channel()
+	return err
+}
+
+// Channel is the payment channel measured.payment names, paying the
+// measured owner address on the measured network.
+func (m MeasuredConfig) Channel() (channel.Config, payment.Network, error) {
+	if m.Payment == nil {
+		return channel.Config{}, "", errors.New("config: no measured.payment")
+	}
+	if m.OwnerAddress == "" {
+		return channel.Config{}, "", errors.New("config: measured.payment needs measured.owner_address (the channel pays the owner)")
+	}
+	n, err := payment.ParseNetwork(m.TONNetwork)
 	if err != nil {
-		return fmt.Errorf("config: measured.owner_address: %w", err)
+		return channel.Config{}, "", fmt.Errorf("config: measured.ton_network: %w", err)
 	}
-	if _, err := m.Payment.Config(owner); err != nil {
-		return fmt.Errorf("config: %w", err)
+	owner, err := payment.ParseOwnerAddress(m.OwnerAddress, n)
+	if err != nil {
+		return channel.Config{}, "", fmt.Errorf("config: measured.owner_address: %w", err)
 	}
-	return nil
+	c, err := m.Payment.Config(owner)
+	if err != nil {
+		return channel.Config{}, "", fmt.Errorf("config: %w", err)
+	}
+	return c, n, nil
+}
+
+// PayoutKeys derives the worker's channel key B and gas-wallet key from
+// payout_secret (payment.DeriveKeys).
+func (c *Config) PayoutKeys() (channelKey, walletKey ed25519.PrivateKey, err error) {
+	secret, err := c.PayoutSecret.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	if channelKey, walletKey, err = payment.DeriveKeys(secret); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	return channelKey, walletKey, nil
 }
 
 // checkSecret checks that the payout secret is there exactly when a
@@ -240,13 +269,9 @@ func (c *Config) checkSecret() error {
 	if c.PayoutSecret == "" {
 		return errors.New("config: measured.payment needs payout_secret (the owner's secret the worker key derives from)")
 	}
-	secret, err := c.PayoutSecret.Bytes()
+	ck, _, err := c.PayoutKeys()
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	ck, _, err := payment.DeriveKeys(secret)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	if got := hex.EncodeToString(ck.Public().(ed25519.PublicKey)); got != m.Payment.WorkerKey {
 		return fmt.Errorf("config: payout_secret derives worker key %s, but measured.payment.worker_key is %s", got, m.Payment.WorkerKey)

@@ -191,10 +191,7 @@ func (s *Supervisor) Recycle(reason error) bool {
 		return false
 	}
 	s.recycle = reason
-	if s.url != "" {
-		s.ready = make(chan struct{})
-	}
-	s.url = ""
+	s.markDownLocked()
 	s.mu.Unlock()
 	s.cfg.Log.Warn("engine recycled", "engine", s.cfg.Adapter.Name(), "pid", pid, "reason", reason)
 	syscall.Kill(-pid, syscall.SIGKILL)
@@ -247,13 +244,20 @@ func (s *Supervisor) setUp(url string) {
 	close(s.ready)
 }
 
-func (s *Supervisor) setDown(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// markDownLocked reports the engine down: no URL, and a fresh ready
+// channel for WaitReady if it was up. s.mu must be held.
+func (s *Supervisor) markDownLocked() {
 	if s.url != "" {
 		s.ready = make(chan struct{})
 	}
-	s.url, s.pid = "", 0
+	s.url = ""
+}
+
+func (s *Supervisor) setDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.markDownLocked()
+	s.pid = 0
 	if err != nil {
 		s.err = err
 	}
@@ -318,15 +322,23 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	base := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.cfg.Log.Info("engine started", "engine", name, "pid", pid, "url", base)
 
+	// Start: poll the health path until it answers, then (for a Warmer)
+	// warm the engine; both within StartTimeout, and an exit, a stop or
+	// the deadline end either phase the same way.
 	deadline := time.NewTimer(s.cfg.StartTimeout)
 	defer deadline.Stop()
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
-	for healthy := false; !healthy; {
+	warmer, _ := s.cfg.Adapter.(Warmer)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	pollC, phase := poll.C, "start"
+	var warmed chan error // set while warming; a nil channel never fires
+	for up := false; !up; {
 		select {
 		case err := <-exited:
 			kill()
-			return s.exitReason(pid, err, " during start")
+			return s.exitReason(pid, err, " during "+phase)
 		case <-ctx.Done():
 			kill()
 			<-exited
@@ -334,37 +346,27 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 		case <-deadline.C:
 			kill()
 			<-exited
+			if warmed != nil {
+				return fmt.Errorf("%s engine (pid %d) not warm after %s", name, pid, s.cfg.StartTimeout)
+			}
 			return fmt.Errorf("%s engine (pid %d) not healthy at %s%s after %s", name, pid, base, s.cfg.Adapter.HealthPath(), s.cfg.StartTimeout)
-		case <-poll.C:
-			healthy = s.check(ctx, base) == nil
-		}
-	}
-	if w, ok := s.cfg.Adapter.(Warmer); ok {
-		wctx, wcancel := context.WithCancel(ctx)
-		warmed := make(chan error, 1)
-		go func() { warmed <- w.Warm(wctx, base) }()
-		select {
-		case err := <-exited:
-			wcancel()
-			kill()
-			return s.exitReason(pid, err, " during warm-up")
-		case <-ctx.Done():
-			wcancel()
-			kill()
-			<-exited
-			return nil
-		case <-deadline.C:
-			wcancel()
-			kill()
-			<-exited
-			return fmt.Errorf("%s engine (pid %d) not warm after %s", name, pid, s.cfg.StartTimeout)
+		case <-pollC:
+			if s.check(ctx, base) != nil {
+				continue
+			}
+			if warmer == nil {
+				up = true
+				continue
+			}
+			pollC, phase, warmed = nil, "warm-up", make(chan error, 1)
+			go func() { warmed <- warmer.Warm(wctx, base) }()
 		case err := <-warmed:
-			wcancel()
 			if err != nil {
 				kill()
 				<-exited
 				return fmt.Errorf("%s engine (pid %d) warm-up: %w", name, pid, err)
 			}
+			up = true
 		}
 	}
 	s.setUp(base)

@@ -67,24 +67,11 @@ func startPayments(log *slog.Logger, cfg *guest.Config) (*payments, error) {
 // bindPayments binds an open ledger to the configured channel and the gas
 // wallet, and builds the receipt signer and the endpoints.
 func bindPayments(l *payout.Ledger, cfg *guest.Config, log *slog.Logger) (*payments, error) {
-	m := cfg.Measured
-	secret, err := cfg.PayoutSecret.Bytes()
+	ck, wk, err := cfg.PayoutKeys()
 	if err != nil {
 		return nil, err
 	}
-	ck, wk, err := payment.DeriveKeys(secret)
-	if err != nil {
-		return nil, err
-	}
-	n, err := payment.ParseNetwork(m.TONNetwork)
-	if err != nil {
-		return nil, err
-	}
-	owner, err := payment.ParseOwnerAddress(m.OwnerAddress, n)
-	if err != nil {
-		return nil, err
-	}
-	chCfg, err := m.Payment.Config(owner)
+	chCfg, n, err := cfg.Measured.Channel()
 	if err != nil {
 		return nil, err
 	}

@@ -68,8 +68,10 @@ func TestBindPayments(t *testing.T) {
 	if p.claimKey() != cfg.Measured.Payment.WorkerKey {
 		t.Fatalf("claims key %s, want the measured worker key", p.claimKey())
 	}
-	owner, _ := payment.ParseOwnerAddress(cfg.Measured.OwnerAddress, payment.Mainnet)
-	chCfg, _ := cfg.Measured.Payment.Config(owner)
+	chCfg, _, err := cfg.Measured.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ch, _ := chCfg.Address()
 	sign := func(p *payments) payment.SignedReceipt {
 		sr, err := p.receiptSigner().Sign(payment.Receipt{RequestID: strings.Repeat("ab", 32), Model: "m", TokensIn: 10, TokensOut: 20,
