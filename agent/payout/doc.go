@@ -14,8 +14,18 @@
 // it, so receipt sequence numbers survive restarts without gaps or reuse,
 // and the ledger keeps how many were signed and what they claim. With a
 // record per request the journal compacts itself into one snapshot every
-// DefaultCompactEvery records (SetCompactEvery), crash-safely. OpenLedger
-// takes an exclusive flock on path+".lock": one agent per ledger.
+// DefaultCompactEvery records (SetCompactEvery), crash-safely. The
+// snapshot keeps the totals, the open intent and the finished intents that
+// may still be planned again; every other finished intent (its target at
+// or below the confirmed total, so no record can change it) is folded into
+// counts by status, so the snapshot does not grow with the number of
+// settlements. A failed compaction is reported in the Summary
+// (ledger_error). OpenLedger takes an exclusive flock on path+".lock": one
+// agent per ledger.
+//
+// Summarize and Ledger.Summary produce the owner's view of the money in
+// measure/payment's Summary format, which the agent serves on
+// /v1/payment/status and sends to the host on the status channel.
 //
 // The chain is behind the Chain interface (liteclient.go implements it on
 // tonutils-go's API client); the proxy's co-signature is behind CoSigner;

@@ -154,9 +154,18 @@ type State struct {
 	LastSeqnoB uint64 `json:"last_seqno_b"`
 	// Confirmed is the cumulative withdrawB confirmed on chain.
 	Confirmed string `json:"confirmed"`
-	// LastSettled is the chain time of the last confirmation.
-	LastSettled uint32             `json:"last_settled"`
-	Intents     map[string]*Intent `json:"intents"`
+	// LastSettled is the chain time of the last confirmation; LastTx its
+	// channel transaction (hex).
+	LastSettled uint32 `json:"last_settled"`
+	LastTx      string `json:"last_tx,omitempty"`
+	// Intents holds every intent a record may still change: the open one
+	// and the finished ones that may be planned again (a target above
+	// Confirmed). Compaction folds the others, which no record can ever
+	// change, into Finished.
+	Intents map[string]*Intent `json:"intents"`
+	// Finished counts the intents folded out of Intents by status (only
+	// confirmed, expired, failed and bounced).
+	Finished map[Status]int `json:"finished,omitempty"`
 	// Paused holds the alarm that stopped settlement ("" when running).
 	Paused string `json:"paused,omitempty"`
 	// Receipts is how many usage receipts were signed on the channel:
@@ -311,6 +320,9 @@ func (s *State) apply(kind string, data []byte) error {
 		}
 		if n.ReceiptsClaimed == "" && n.Receipts == 0 {
 			n.ReceiptsClaimed = "0"
+		}
+		if n.LastTx == "" {
+			n.LastTx = lastConfirmedTx(n.Intents)
 		}
 		if err := n.check(); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
@@ -501,7 +513,7 @@ func (s *State) applyIntent(in *Intent) error {
 			return fmt.Errorf("intent %s: confirmed target %s exceeds earned %s", in.ID, target, s.Earned())
 		}
 		s.Confirmed = target.String()
-		s.LastSettled = in.At
+		s.LastSettled, s.LastTx = in.At, in.TxHash
 	}
 	if in.Status == Bounced || in.Status == Failed {
 		s.Paused = fmt.Sprintf("intent %s %s: %s", in.ID, in.Status, in.Reason)
@@ -509,6 +521,53 @@ func (s *State) applyIntent(in *Intent) error {
 	cp := *in
 	s.Intents[in.ID] = &cp
 	return nil
+}
+
+// lastConfirmedTx is the transaction of the latest confirmed intent (by
+// chain time, then target) among intents: the LastTx of a snapshot
+// written before the ledger kept it.
+func lastConfirmedTx(intents map[string]*Intent) string {
+	st := State{Intents: intents}
+	var at uint32
+	tx := ""
+	for _, in := range st.SortedIntents() {
+		if in.Status == Confirmed && in.At >= at {
+			at, tx = in.At, in.TxHash
+		}
+	}
+	return tx
+}
+
+// folded returns a copy of s as compaction writes it: every intent that
+// no record can change any more is removed from Intents and counted in
+// Finished. That is a finished intent whose target is at or below the
+// confirmed total: a confirmed intent has no transition, and planning
+// (the only way out of expired, failed and bounced) needs a target above
+// it, while the confirmed total never decreases. The finished intents
+// that may still be planned again keep their id, status, attempt and
+// commit, but not the signed external and the signatures, which can never
+// be used again (they are dropped; a new plan signs afresh). The open
+// intent is kept whole. Summarize gives the same Summary for s and for
+// its folded copy.
+func (s *State) folded() *State {
+	c := s.clone()
+	confirmed := c.ConfirmedTotal()
+	for id, in := range c.Intents {
+		if in.Status.Open() {
+			continue
+		}
+		t, err := amount("", in.Target)
+		if err == nil && t.Cmp(confirmed) <= 0 {
+			if c.Finished == nil {
+				c.Finished = map[Status]int{}
+			}
+			c.Finished[in.Status]++
+			delete(c.Intents, id)
+			continue
+		}
+		in.ExtBOC, in.SigA, in.SigB, in.BodyHash = "", "", "", ""
+	}
+	return c
 }
 
 func orNone(s Status) string {
@@ -543,6 +602,14 @@ func (s *State) check() error {
 	}
 	if open > 1 {
 		return fmt.Errorf("%d intents in flight", open)
+	}
+	for st, n := range s.Finished {
+		if !st.valid() || st.Open() || n < 1 {
+			return fmt.Errorf("finished: %d intents %q (want a positive count of confirmed, expired, failed or bounced)", n, st)
+		}
+	}
+	if s.LastTx != "" && !hex64.MatchString(s.LastTx) {
+		return fmt.Errorf("last_tx %q is not a transaction hash", s.LastTx)
 	}
 	return s.checkReceipts()
 }
@@ -819,9 +886,12 @@ func (l *Ledger) Resume() error {
 }
 
 // Compact rewrites the journal as one snapshot record of the current
-// state (every intent, open or not, and every total) through a temporary
-// file and a rename: a crash at any point leaves either the old journal
-// or the snapshot, and both replay to the same State.
+// state through a temporary file and a rename: a crash at any point
+// leaves either the old journal or the snapshot, and both replay to the
+// same Summary. The snapshot keeps every total and the open intent whole,
+// and folds the finished intents no record can change any more into
+// counts (State.Finished), so its size does not grow with the number of
+// settlements.
 func (l *Ledger) Compact() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -830,10 +900,12 @@ func (l *Ledger) Compact() error {
 
 func (l *Ledger) compact() error {
 	l.hook("ledger-before-compact")
-	if _, err := l.j.Compact(kindSnapshot, l.st); err != nil {
+	f := l.st.folded()
+	if _, err := l.j.Compact(kindSnapshot, f); err != nil {
 		return err
 	}
 	l.hook("ledger-after-compact")
+	l.st = f
 	l.n, l.retryAt, l.compactErr = 1, 0, nil
 	return nil
 }

@@ -93,7 +93,7 @@ func (r *Relay) Answer(resp payment.CommitResponse) error {
 //	POST /v1/payment/state   a PaymentState → 200 {"seqno","earned_nanoton","commit_waiting"}; 409 if not accepted
 //	GET  /v1/payment/commit  the CommitRequest waiting for the proxy → 200, or 204
 //	POST /v1/payment/commit  the proxy's CommitResponse → 202; 409 if nothing waits
-//	GET  /v1/payment/status  the ledger Summary
+//	GET  /v1/payment/status  the ledger Summary (payment.Summary)
 func Handler(l *Ledger, relay *Relay, now func() time.Time, log *slog.Logger) http.Handler {
 	if now == nil {
 		now = time.Now
@@ -151,7 +151,7 @@ func Handler(l *Ledger, relay *Relay, now func() time.Time, log *slog.Logger) ht
 		w.WriteHeader(http.StatusAccepted)
 	})
 	mux.HandleFunc("GET /v1/payment/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONBody(w, http.StatusOK, Summarize(l.State()))
+		writeJSONBody(w, http.StatusOK, l.Summary())
 	})
 	return mux
 }

@@ -361,8 +361,18 @@ func testModelDisk(t *testing.T, e *env) {
 	}
 
 	// A restart on the same persistent disk: the ledger kept the proxy's
-	// state and the receipt numbering goes on (never reused).
-	v, err = e.startVMArgs(t, "model-restart", paid, "dev-paid", paidArgs...)
+	// state and the receipt numbering goes on (never reused). This boot
+	// also gets chain access (--ton-config) naming a liteserver that
+	// refuses connections (the host through user-net): the worker serves
+	// anyway and the owner sees why it does not settle.
+	tonCfg := filepath.Join(e.dir, "ton-global-config.json")
+	unreachable := `{"liteservers":[{"ip":167772674,"port":1,"id":{"@type":"pub.ed25519","key":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `"}}],` +
+		`"validator":{"init_block":{"workchain":-1,"shard":-9223372036854775808,"seqno":1,"root_hash":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) +
+		`","file_hash":"` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `"}}}`
+	if err := os.WriteFile(tonCfg, []byte(unreachable), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = e.startVMArgs(t, "model-restart", paid, "dev-paid", append(paidArgs, "--ton-config", tonCfg)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,6 +381,22 @@ func testModelDisk(t *testing.T, e *env) {
 	if st := paymentStatus(t, v.endpoint); st.Earned != earned || st.Receipts != 4 {
 		t.Fatalf("after the restart: earned %s, %d receipts; want %s, 4", st.Earned, st.Receipts, earned)
 	}
+	var ps payment.Summary
+	deadline := time.Now().Add(time.Minute)
+	for !strings.HasPrefix(ps.Settler, "no chain access") {
+		if time.Now().After(deadline) {
+			t.Fatalf("payout status: settler %q, want no chain access", ps.Settler)
+		}
+		time.Sleep(time.Second)
+		out := e.run(t, time.Minute, e.bin, "payout", "status", "--state", v.state, "--json")
+		if err := json.Unmarshal(out, &ps); err != nil {
+			t.Fatalf("payout status --json: %v\n%s", err, out)
+		}
+	}
+	if ps.Earned != earned || ps.Receipts != 4 {
+		t.Fatalf("payout status %+v, want earned %s and 4 receipts", ps, earned)
+	}
+	t.Logf("settler: %s", ps.Settler)
 	v.stop(t)
 
 	// The same disk under a config that names another root: the agent

@@ -25,5 +25,7 @@
 // the TDX and GPU checks are skipped with the reason.
 //
 // The report prints as a table of ✓ ✗ ! - marks (WriteText) or as JSON
-// with stable field names (WriteJSON).
+// with stable field names (WriteJSON). Gate turns a report into the
+// refusal `chrysalis launch --tdx` gives before it starts a TD: a
+// *RefusalError listing the fatal ✗ checks with their fixes.
 package doctor

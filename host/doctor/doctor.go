@@ -293,16 +293,7 @@ func WriteText(w io.Writer, checks []Check) error {
 	counts := map[Status]int{}
 	for _, c := range checks {
 		counts[c.Status]++
-		fmt.Fprintf(&b, "%s %-*s  %s: %s\n", c.Status.Mark(), width, c.ID, c.Title, c.Detail)
-		if c.Remedy != "" {
-			for i, line := range strings.Split(c.Remedy, "\n") {
-				lead := "       "
-				if i == 0 {
-					lead = "  fix: "
-				}
-				fmt.Fprintf(&b, "%s%s\n", lead, line)
-			}
-		}
+		writeCheck(&b, c, width)
 	}
 	fatal := Failed(checks)
 	fmt.Fprintf(&b, "\n%d ok, %d failed (%d fatal), %d warning(s), %d skipped\n",
@@ -316,6 +307,21 @@ func WriteText(w io.Writer, checks []Check) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeCheck writes one check's report line, its ID padded to width, and
+// its remedy indented below.
+func writeCheck(b *strings.Builder, c Check, width int) {
+	fmt.Fprintf(b, "%s %-*s  %s: %s\n", c.Status.Mark(), width, c.ID, c.Title, c.Detail)
+	if c.Remedy != "" {
+		for i, line := range strings.Split(c.Remedy, "\n") {
+			lead := "       "
+			if i == 0 {
+				lead = "  fix: "
+			}
+			fmt.Fprintf(b, "%s%s\n", lead, line)
+		}
+	}
 }
 
 // Report is the JSON form of a run.

@@ -1,9 +1,18 @@
-// Package launch runs a Chrysalis guest in dev mode on this host: it
+// Package launch runs a Chrysalis guest on this host, in dev mode (TCG,
+// no TEE) or as an Intel TDX trust domain with GPUs passed through: it
 // checks the prerequisites (Preflight), writes the config disk into a state
-// directory, starts QEMU (host/qemu's dev argv) in its own process group,
+// directory, starts QEMU (host/qemu's argv for the mode, exactly as
+// `chrysalis launch --print-only` prints it) in its own process group,
 // follows the agent's status channel until it reports ready, and stops the
 // VM cleanly: a poweroff request to the agent, then QMP quit, then
 // SIGKILL.
+//
+// TDX: both modes share the lifecycle, because the status channel is a
+// virtio-serial port in both argvs. A TDX launch runs Options.HostCheck
+// before it creates or starts anything (chrysalis launch passes
+// host/doctor's checks through doctor.Gate; this package cannot import
+// doctor, which imports it), and a guest that reports ready must report
+// TEE "tdx".
 //
 // State directory layout: config.img (the config disk), console.log (the
 // guest serial console, kept across launches: each boot appends a
@@ -24,7 +33,4 @@
 // one at a time, and writes back the agent's guest.Reply line. Status
 // lines the agent sends meanwhile are told apart from replies by the
 // strict parser (guest.ParseAgentLine).
-//
-// TDX launches on a TDX host are not implemented here yet; host/qemu
-// builds their command line.
 package launch

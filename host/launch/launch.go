@@ -52,6 +52,9 @@ const (
 // before each boot: the log persists across launches.
 const ConsoleSeparator = "==== chrysalis launch "
 
+// TEETDX is the TEE a guest launched in TDX mode must report when ready.
+const TEETDX = "tdx"
+
 // QueryTimeout bounds one forwarded command's round trip to the guest.
 const QueryTimeout = 10 * time.Second
 
@@ -61,9 +64,13 @@ const (
 	killTimeout    = 5 * time.Second
 )
 
-// Options describe a dev-mode launch. Only StateDir and the release are
-// required.
+// Options describe a launch. Only StateDir and the release are required
+// for a dev launch; a TDX launch also needs the GPUs its shape declares
+// and a HostCheck.
 type Options struct {
+	// Mode is qemu.ModeDev (TCG, no TEE; the default) or qemu.ModeTDX (a
+	// trust domain under KVM with GPUs passed through by VFIO).
+	Mode qemu.Mode
 	// Binary is the QEMU executable, looked up on PATH unless it contains
 	// a slash (default qemu.Binary).
 	Binary string
@@ -75,12 +82,30 @@ type Options struct {
 	// Shape is the VM shape (default: the built-in DefaultShape). Dev mode
 	// needs a shape without GPUs.
 	Shape *shape.VMShape
+	// GPUs are the host PCI addresses of the GPUs to pass through, one per
+	// GPU the shape declares (TDX only).
+	GPUs []string
+	// GuestCID is the guest's vsock CID (TDX only; default
+	// qemu.DefaultGuestCID). NewInstance derives one per instance.
+	GuestCID uint32
+	// QGS overrides where QEMU reaches the quote generation service (TDX
+	// only); nil takes qemu.DefaultQGS of the shape's QEMU profile.
+	QGS *qemu.QGS
+	// HostCheck vets the host before anything is created or started
+	// (TDX only, and required there): a TD that cannot start or attest on
+	// this host must not be launched. It gets the options with defaults
+	// applied; its error is returned as is. chrysalis launch runs
+	// host/doctor's checks through doctor.Gate.
+	HostCheck func(Options) error
 	// Disks are images for the shape's disk slots other than the config
 	// disk, which Launch writes itself.
 	Disks map[shape.DiskKind]string
-	// Port is the host TCP port on 127.0.0.1 forwarded to the guest API
-	// (default DefaultPort).
+	// Port is the host TCP port forwarded to the guest API (default
+	// DefaultPort), on HostAddr.
 	Port int
+	// HostAddr is the host IPv4 address Port listens on (default
+	// qemu.DefaultHostAddr, 127.0.0.1).
+	HostAddr string
 	// StateDir holds the config disk, console log, QEMU log and sockets.
 	// It is created if missing and locked while the VM runs.
 	StateDir string
@@ -106,6 +131,9 @@ func DefaultConfig() *guest.Config {
 }
 
 func (o *Options) setDefaults() error {
+	if o.Mode == "" {
+		o.Mode = qemu.ModeDev
+	}
 	if o.Binary == "" {
 		o.Binary = qemu.Binary
 	}
@@ -118,6 +146,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPort
+	}
+	if o.HostAddr == "" {
+		o.HostAddr = qemu.DefaultHostAddr
 	}
 	if o.Config == nil {
 		o.Config = DefaultConfig()
@@ -134,12 +165,32 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// Preflight checks what a dev launch needs before anything is started:
-// QEMU on PATH, the release files, a free host port and a valid config.
-// It fills in o's defaults and resolves o.Binary and o.Release.
+// Preflight checks what a launch needs before anything is started: for
+// TDX first the GPU count and the HostCheck, then QEMU on PATH, the
+// release files, the disks (creating a missing persistent disk), a free
+// host port and a valid config. It fills in o's defaults and resolves
+// o.Binary and o.Release.
 func Preflight(o *Options) error {
 	if err := o.setDefaults(); err != nil {
 		return err
+	}
+	switch o.Mode {
+	case qemu.ModeDev:
+		if len(o.GPUs) > 0 {
+			return fmt.Errorf("%d GPU address(es) given; dev mode has no GPU passthrough", len(o.GPUs))
+		}
+	case qemu.ModeTDX:
+		if len(o.GPUs) != o.Shape.GPUs {
+			return fmt.Errorf("shape %q needs %d GPU(s), but %d GPU address(es) were given", o.Shape.Name, o.Shape.GPUs, len(o.GPUs))
+		}
+		if o.HostCheck == nil {
+			return errors.New("a TDX launch needs a host check (Options.HostCheck): a TD must not be started on a host that cannot run or attest it")
+		}
+		if err := o.HostCheck(*o); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("launch mode %q is neither %q nor %q", o.Mode, qemu.ModeDev, qemu.ModeTDX)
 	}
 	bin, err := exec.LookPath(o.Binary)
 	if err != nil {
@@ -165,7 +216,7 @@ func Preflight(o *Options) error {
 			}
 		}
 	}
-	if o.Shape.GPUs > 0 {
+	if o.Mode == qemu.ModeDev && o.Shape.GPUs > 0 {
 		return fmt.Errorf("shape %q needs %d GPU(s); dev mode has no GPU passthrough (choose a shape without GPUs)", o.Shape.Name, o.Shape.GPUs)
 	}
 	for k, p := range o.Disks {
@@ -173,6 +224,9 @@ func Preflight(o *Options) error {
 			return errors.New("the config disk is written by launch; do not pass one")
 		}
 		if k == shape.DiskPersistent {
+			if err := ensureStateParent(p, o.StateDir); err != nil {
+				return err
+			}
 			created, err := EnsurePersistentDisk(p, DefaultPersistentMiB)
 			if err != nil {
 				return err
@@ -210,15 +264,36 @@ func Preflight(o *Options) error {
 	if o.Port < 1 || o.Port > 65535 {
 		return fmt.Errorf("port %d is out of range 1..65535", o.Port)
 	}
-	l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", qemu.DefaultHostAddr, o.Port))
+	l, err := net.Listen("tcp", net.JoinHostPort(o.HostAddr, fmt.Sprint(o.Port)))
 	if err != nil {
+		if o.HostAddr != qemu.DefaultHostAddr {
+			return fmt.Errorf("cannot listen on %s port %d (%v): choose another with --port or --listen", o.HostAddr, o.Port, err)
+		}
 		return fmt.Errorf("port %d is in use: choose another with --port", o.Port)
 	}
 	l.Close()
 	return nil
 }
 
-// VM is a running dev-mode guest.
+// ensureStateParent creates the state directory when disk p is to be
+// made inside it (a launch's default persistent disk), so it can be
+// created before Start makes the directory.
+func ensureStateParent(p, stateDir string) error {
+	if stateDir == "" {
+		return nil
+	}
+	dir, err1 := filepath.Abs(filepath.Dir(p))
+	state, err2 := filepath.Abs(stateDir)
+	if err1 != nil || err2 != nil || dir != state {
+		return nil
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return nil
+}
+
+// VM is a running guest.
 type VM struct {
 	opts     Options
 	cmd      *exec.Cmd
@@ -250,7 +325,7 @@ type VM struct {
 	stopErr  error
 }
 
-// Launch starts a dev-mode VM and waits until the agent reports ready.
+// Launch starts a VM (dev or TDX, Options.Mode) and waits until the agent reports ready.
 // On any failure the VM is stopped and the error carries the last console
 // lines. ctx bounds only the launch: once Launch returns, the VM runs
 // until Stop.
@@ -307,17 +382,7 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 	for k, v := range o.Disks {
 		disks[k] = v
 	}
-	argv, err := qemu.Argv(qemu.Options{
-		Mode:         qemu.ModeDev,
-		Shape:        o.Shape,
-		Release:      o.Release,
-		Disks:        disks,
-		HostPort:     o.Port,
-		ConsoleLog:   p(FileConsole),
-		StatusSocket: p(FileStatusSock),
-		QMPSocket:    p(FileQMPSock),
-		Binary:       o.Binary,
-	})
+	argv, err := qemu.Argv(qemuOptions(o, state, disks))
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +442,27 @@ func Start(ctx context.Context, o Options) (vm *VM, err error) {
 	return vm, nil
 }
 
+// qemuOptions is the QEMU command line's input for a launch with state
+// directory state and the disks (the config disk among them).
+func qemuOptions(o Options, state string, disks map[shape.DiskKind]string) qemu.Options {
+	qo := qemu.Options{
+		Mode:         o.Mode,
+		Shape:        o.Shape,
+		Release:      o.Release,
+		Disks:        disks,
+		HostAddr:     o.HostAddr,
+		HostPort:     o.Port,
+		ConsoleLog:   filepath.Join(state, FileConsole),
+		StatusSocket: filepath.Join(state, FileStatusSock),
+		QMPSocket:    filepath.Join(state, FileQMPSock),
+		Binary:       o.Binary,
+	}
+	if o.Mode == qemu.ModeTDX {
+		qo.GPUs, qo.GuestCID, qo.QGS = o.GPUs, o.GuestCID, o.QGS
+	}
+	return qo
+}
+
 // appendSeparator appends this boot's separator line to the console log
 // (created if missing) and returns the log's size after it.
 func appendSeparator(path string, o Options) (int64, error) {
@@ -385,7 +471,11 @@ func appendSeparator(path string, o Options) (int64, error) {
 		return 0, fmt.Errorf("console log: %w", err)
 	}
 	defer f.Close()
-	if _, err := fmt.Fprintf(f, "\n%s%s shape %s port %d ====\n", ConsoleSeparator, time.Now().UTC().Format(time.RFC3339), o.Shape.Name, o.Port); err != nil {
+	mode := ""
+	if o.Mode == qemu.ModeTDX {
+		mode = " tdx"
+	}
+	if _, err := fmt.Fprintf(f, "\n%s%s shape %s%s port %d ====\n", ConsoleSeparator, time.Now().UTC().Format(time.RFC3339), o.Shape.Name, mode, o.Port); err != nil {
 		return 0, fmt.Errorf("console log: %w", err)
 	}
 	st, err := f.Stat()
@@ -546,6 +636,9 @@ func (vm *VM) WaitReady(ctx context.Context) (guest.Status, error) {
 			}
 			switch st.State {
 			case guest.StateReady:
+				if vm.opts.Mode == qemu.ModeTDX && st.TEE != TEETDX {
+					return guest.Status{}, vm.failure(fmt.Sprintf("the guest reported ready with TEE %q, not %q: it is not running as a trust domain", st.TEE, TEETDX))
+				}
 				if st.Port != 0 && st.Port != guest.HTTPSPort {
 					vm.opts.Logf("warning: guest serves on port %d, but port %d is forwarded", st.Port, guest.HTTPSPort)
 				}
@@ -653,7 +746,7 @@ func printable(l string) string {
 
 // Endpoint is the guest API's URL on the host.
 func (vm *VM) Endpoint() string {
-	return fmt.Sprintf("https://%s:%d", qemu.DefaultHostAddr, vm.opts.Port)
+	return fmt.Sprintf("https://%s:%d", vm.opts.HostAddr, vm.opts.Port)
 }
 
 // ConsolePath is the file receiving the guest's serial console.

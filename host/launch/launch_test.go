@@ -35,6 +35,16 @@ func TestMain(m *testing.M) {
 }
 
 func fakeQEMU(mode string, args []string) int {
+	tee := "insecure-dev"
+	if path := os.Getenv(fakeTDXArgvEnv); path != "" {
+		if code := fakeTDXQEMU(path, args); code != 0 {
+			return code
+		}
+		tee = TEETDX
+		if t := os.Getenv(fakeTDXTEEEnv); t != "" {
+			tee = t
+		}
+	}
 	paths := map[string]string{}
 	for i := 0; i+1 < len(args); i++ {
 		if args[i] != "-chardev" {
@@ -87,7 +97,7 @@ func fakeQEMU(mode string, args []string) int {
 		if mode == "noisy" {
 			c.Write([]byte("not json\n\n"))
 		}
-		send(guest.Status{State: guest.StateReady, TEE: "insecure-dev", Port: guest.HTTPSPort})
+		send(guest.Status{State: guest.StateReady, TEE: tee, Port: guest.HTTPSPort})
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
 			cmd, err := guest.ParseCommand(sc.Bytes())

@@ -38,6 +38,9 @@ type Rewritten struct {
 	From, To string
 	// Why explains why the change cannot alter the fw_cfg files.
 	Why string
+	// StandIn marks a device replaced by another one (vhost-vsock, a
+	// GPU): the change relies on the two having the same ACPI objects.
+	StandIn bool `json:",omitempty"`
 }
 
 // String is a one-line description.
@@ -71,6 +74,8 @@ func (r Rewritten) String() string {
 //     running VM may own, becomes virtio-rng-pci,disable-legacy=on at the
 //     same place in the device order (a hot-pluggable, non-bridge,
 //     non-VGA virtio 1.0 function like it: same slot, same ACPI objects);
+//   - a memory-backend-ram object gets reserve=off (MAP_NORESERVE), so
+//     that a shape with more RAM than the capturing machine starts;
 //   - sockets, pid files and displays (-qmp, -pidfile, -vnc, -display,
 //     -nographic) are removed.
 //
@@ -144,6 +149,12 @@ func QtestArgs(args []string) ([]string, []Rewritten, error) {
 				tdx = tdx || typ == "tdx-guest"
 				notes = append(notes, Rewritten{Option: opt, From: val, Why: "confidential-guest object, needs KVM; its effects on the machine are applied explicitly"})
 				continue
+			case "memory-backend-ram":
+				if !strings.HasPrefix(val, "{") && !hasProp(val, "reserve") {
+					to := val + ",reserve=off"
+					notes = append(notes, Rewritten{Option: opt, From: val, To: to, Why: "no swap space is reserved for guest RAM the capture never touches (a shape's RAM may exceed this machine's)"})
+					val = to
+				}
 			}
 			out = append(out, opt, val)
 		case "-chardev":
@@ -178,7 +189,7 @@ func QtestArgs(args []string) ([]string, []Rewritten, error) {
 		case "-device":
 			to := rewriteDevice(val)
 			if to != val {
-				notes = append(notes, Rewritten{Option: opt, From: val, To: to, Why: "vhost-vsock needs /dev/vhost-vsock and a free guest CID; a virtio 1.0 function in the same slot has the same ACPI objects"})
+				notes = append(notes, Rewritten{Option: opt, From: val, To: to, Why: "vhost-vsock needs /dev/vhost-vsock and a free guest CID; a virtio 1.0 function in the same slot has the same ACPI objects", StandIn: true})
 			}
 			out = append(out, opt, to)
 		default:

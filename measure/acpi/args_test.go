@@ -84,7 +84,7 @@ func TestQtestArgsTDX(t *testing.T) {
 	}
 	want := []string{
 		"-machine", "q35,memory-backend=mem0,smm=off,pic=off",
-		"-smp", "4", "-m", "8192M", "-object", "memory-backend-ram,id=mem0,size=8192M",
+		"-smp", "4", "-m", "8192M", "-object", "memory-backend-ram,id=mem0,size=8192M,reserve=off",
 		"-nodefaults", "-bios", "/r/OVMF.fd",
 		"-device", "virtio-serial-pci", "-device", "virtio-rng-pci,disable-legacy=on",
 	}

@@ -44,6 +44,15 @@ type Options struct {
 	// DSDT. Nil infers it from Args: CPUTDX for a TDX launch, CPUTCGMax
 	// for "-cpu max" (or no -cpu) under TCG; anything else is an error.
 	CPU *CPU
+	// GPUStandIn, when set, replaces each vfio-pci device whose host
+	// device is absent by a stock QEMU device with the profile's
+	// prefetchable BAR layout (StandInArgs), so that a machine without
+	// the GPUs can capture a GPU shape's tables. A vfio-pci device whose
+	// host device is present is kept.
+	GPUStandIn *GPUProfile
+	// HostPCIPresent reports whether a vfio-pci host= address names a
+	// device of this machine; nil looks in /sys/bus/pci/devices.
+	HostPCIPresent func(host string) bool
 }
 
 // Tables are the fw_cfg files QEMU serves for one VM configuration.
@@ -68,11 +77,14 @@ type Tables struct {
 	// BootMenu is the 2-byte item of key KeyBootMenu.
 	BootMenu []byte
 	// CPU is the vCPU OVMF was assumed to see; Window the 64-bit PCI
-	// window OVMF computes for it; BARs the 64-bit memory BARs placed in
-	// it before the tables were built, as OVMF's PCI enumeration does.
-	CPU    CPU
-	Window Window
-	BARs   []PCIBar
+	// window OVMF computes for it, Mmio32 its 32-bit one; BARs the memory
+	// BARs and Bridges the PCI bridges on bus 0, placed and programmed
+	// before the tables were built as OVMF's PCI enumeration does.
+	CPU     CPU
+	Window  Window
+	Mmio32  Range
+	BARs    []PCIBar
+	Bridges []PCIBridge
 }
 
 // Blob is one fw_cfg file OVMF measures as "ACPI DATA".
@@ -119,11 +131,19 @@ func Capture(ctx context.Context, o Options) (*Tables, error) {
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	args, notes, err := QtestArgs(o.Args)
+	launch := o.Args
+	var standIn []Rewritten
+	if o.GPUStandIn != nil {
+		var err error
+		if launch, standIn, err = StandInArgs(o.Args, o.GPUStandIn, o.HostPCIPresent); err != nil {
+			return nil, err
+		}
+	}
+	args, notes, err := QtestArgs(launch)
 	if err != nil {
 		return nil, err
 	}
-	t := &Tables{Rewritten: notes, Files: map[string][]byte{}}
+	t := &Tables{Rewritten: append(standIn, notes...), Files: map[string][]byte{}}
 	if t.QEMU, t.QEMUVersion, err = Version(ctx, bin); err != nil {
 		return nil, err
 	}
@@ -281,9 +301,10 @@ func (t *Tables) read(q *qtest) error {
 	if err != nil {
 		return err
 	}
-	// OVMF's PCI enumeration places the 64-bit BARs in its 64-bit window
-	// before the ACPI driver runs; QEMU reports their range as the 64-bit
-	// PCI hole.
+	// OVMF's PCI enumeration places the BARs and bridge windows in its
+	// apertures before the ACPI driver runs; QEMU reports the range of
+	// the 64-bit BARs and prefetchable windows on bus 0 as the 64-bit PCI
+	// hole.
 	platform := map[string][]byte{}
 	for _, f := range dir {
 		switch f.Name {
@@ -299,9 +320,18 @@ func (t *Tables) read(q *qtest) error {
 	if t.Window, err = OVMFMmio64Window(t.CPU, platform); err != nil {
 		return err
 	}
-	if t.BARs, err = assign64BitBARs(q, t.Window); err != nil {
+	e820, err := ParseE820(platform[fileE820])
+	if err != nil {
 		return err
 	}
+	if t.Mmio32, err = OVMFMmio32Window(e820); err != nil {
+		return err
+	}
+	a, err := programPCI(q, t.Mmio32, t.Window)
+	if err != nil {
+		return err
+	}
+	t.BARs, t.Bridges = a.bars, a.bridges
 	// Selecting an ACPI file makes QEMU rebuild the tables from the
 	// current chipset state, as OVMF's first read does; the sizes of the
 	// rebuilt files are those OVMF sees.

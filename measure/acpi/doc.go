@@ -20,6 +20,17 @@
 // fw_cfg DMA interface (port 0x514), which makes QEMU build its ACPI
 // tables the way it does when OVMF first reads them.
 //
+// Before the tables are built, Capture enumerates PCI as edk2's PciBusDxe
+// does with OVMF's host bridge and hot-plug padding (alloc.go): bus
+// numbers behind the bridges on bus 0 (pcie-root-port), memory BARs and
+// bridge windows sorted by alignment into OVMF's 32-bit and 64-bit
+// apertures, memory decoding on; QEMU's DSDT reports the result as the
+// 64-bit PCI hole. Nested bridges and option ROMs on functions with
+// 64-bit BARs are refused by name. Options.GPUStandIn replaces vfio-pci
+// GPUs whose host device is absent by an NVMe controller with the GPU
+// model's prefetchable BAR sizes (StandInArgs, GPUH100); ci/swtpm checks
+// the result against OVMF's own measurements and the guest's BARs.
+//
 // The argument vector comes from the caller (host/qemu builds it from the
 // VM shape); this package never imports host, so the measured device list
 // and the launched one are the same slice of strings by construction.

@@ -138,6 +138,21 @@ func (q *qtest) pciWrite32(dev, fn, off, v uint32) error {
 	return q.out("l", pciConfigData, v)
 }
 
+// pciRead32b and pciWrite32b address a function on any bus.
+func (q *qtest) pciRead32b(bus, dev, fn int, off uint32) (uint32, error) {
+	if err := q.out("l", pciConfigAddr, pciAddr(uint32(dev), uint32(fn), off)|uint32(bus&0xff)<<16); err != nil {
+		return 0, err
+	}
+	return q.in("l", pciConfigData)
+}
+
+func (q *qtest) pciWrite32b(bus, dev, fn int, off, v uint32) error {
+	if err := q.out("l", pciConfigAddr, pciAddr(uint32(dev), uint32(fn), off)|uint32(bus&0xff)<<16); err != nil {
+		return err
+	}
+	return q.out("l", pciConfigData, v)
+}
+
 func (q *qtest) pciWrite8(dev, fn, off uint32, v uint8) error {
 	if err := q.out("l", pciConfigAddr, pciAddr(dev, fn, off)); err != nil {
 		return err

@@ -64,6 +64,11 @@ type Config struct {
 	// see the worker key it derives, measured.payment.worker_key) and
 	// never printed (Secret redacts itself).
 	PayoutSecret Secret `json:"payout_secret,omitempty"`
+	// TONChain is the settler's chain access (liteservers and the block
+	// proofs start from). Optional with measured.payment, refused without:
+	// without it the worker signs receipts and keeps its ledger but does
+	// not settle. Host input, not measured (see TONChain).
+	TONChain *TONChain `json:"ton_chain,omitempty"`
 }
 
 // Secret is a hex secret carried by the config disk. It formats and logs
@@ -194,6 +199,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.checkSecret(); err != nil {
 		return err
+	}
+	if c.TONChain != nil {
+		if c.Measured.Payment == nil {
+			return errors.New("config: ton_chain is set but measured.payment is not (only the settler uses it)")
+		}
+		if err := c.TONChain.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	p, err := netip.ParsePrefix(c.Network.Address)
 	if err != nil || !p.Addr().Is4() {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"regexp"
 	"unicode/utf8"
+
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
 // Status channel protocol, one JSON object per line in each direction.
@@ -36,6 +38,8 @@ const (
 	MaxReportEvents = 64
 	// MaxErrorBytes bounds Reply.Error and Status.Detail.
 	MaxErrorBytes = 4 << 10
+	// MaxEarningsBytes bounds StatusReport.Engine and .Earnings.
+	MaxEarningsBytes = 256
 )
 
 // Reply kinds.
@@ -105,8 +109,12 @@ type StatusReport struct {
 	// Engine is the inference engine's health (EngineNone, or "up/down
 	// (restarts N)").
 	Engine string `json:"engine"`
-	// Earnings is the payout ledger's summary (EarningsNA for now).
+	// Earnings is the payout ledger's summary in one line of at most
+	// MaxEarningsBytes (EarningsNA without a payment channel).
 	Earnings string `json:"earnings"`
+	// Payout is the payout ledger's full summary (absent without a
+	// payment channel): what `chrysalis payout status` prints.
+	Payout *payment.Summary `json:"payout,omitempty"`
 	// UptimeSeconds is the time since the agent started.
 	UptimeSeconds int64 `json:"uptime_s"`
 }
@@ -320,8 +328,13 @@ func (s *StatusReport) Validate() error {
 		return fmt.Errorf("status report: gpu state %.64q is not %s or %s", s.GPU.State, GPUNone, GPUAttested)
 	}
 	for _, f := range []struct{ name, v string }{{"engine", s.Engine}, {"earnings", s.Earnings}} {
-		if f.v == "" || len(f.v) > 256 || !utf8.ValidString(f.v) {
-			return fmt.Errorf("status report: %s must be non-empty UTF-8 of at most 256 bytes", f.name)
+		if f.v == "" || len(f.v) > MaxEarningsBytes || !utf8.ValidString(f.v) {
+			return fmt.Errorf("status report: %s must be non-empty UTF-8 of at most %d bytes", f.name, MaxEarningsBytes)
+		}
+	}
+	if s.Payout != nil {
+		if err := s.Payout.Validate(); err != nil {
+			return fmt.Errorf("status report: payout: %w", err)
 		}
 	}
 	if s.UptimeSeconds < 0 {

@@ -62,6 +62,11 @@ func TestParseAgentLine(t *testing.T) {
 	if err != nil || st != nil || r.Reply != ReplyStatus || r.Status.Instance != "e2e-worker" || len(r.Status.Events) != 2 || r.Status.GPU.UUIDs[0] != "GPU-3a1b2c3d-0000-1111-2222-333344445555" {
 		t.Fatalf("status reply: %+v %+v %v", st, r, err)
 	}
+	_, r, err = ParseAgentLine(readTestdata(t, "status-report-payout.json"))
+	if err != nil || r.Status.Payout == nil || r.Status.Payout.Earned != "1750000000" || r.Status.Payout.Open.Status != "sent" ||
+		r.Status.Payout.Intents["expired"] != 1 || !strings.Contains(r.Status.Payout.LedgerError, "no space left") {
+		t.Fatalf("status reply with payout: %+v %v", r, err)
+	}
 	_, r, err = ParseAgentLine(readTestdata(t, "logs-reply.json"))
 	if err != nil || r.Reply != ReplyLogs || len(r.Logs) != 1 || !strings.Contains(r.Logs[0], "msg=ready") {
 		t.Fatalf("logs reply: %+v %v", r, err)
@@ -76,6 +81,7 @@ func TestParseAgentLine(t *testing.T) {
 	}
 
 	report := string(readTestdata(t, "status-report.json"))
+	payout := string(readTestdata(t, "status-report-payout.json"))
 	digest := "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
 	for _, tc := range []struct{ name, in, err string }{
 		{"not json", `hello`, "invalid character"},
@@ -99,6 +105,15 @@ func TestParseAgentLine(t *testing.T) {
 		{"report uptime", strings.Replace(report, `"uptime_s":12`, `"uptime_s":-1`, 1), "uptime -1"},
 		{"report instance", strings.Replace(report, `"e2e-worker"`, `"a/b"`, 1), "instance"},
 		{"report rtmr3", strings.Replace(report, `"rtmr3":"aa`, `"rtmr3":"a`, 1), "rtmr3"},
+		{"payout unknown field", strings.Replace(payout, `"proxy_seqno"`, `"proxy_seq":1,"proxy_seqno"`, 1), "unknown field"},
+		{"payout amount", strings.Replace(payout, `"pending_nanoton":"0"`, `"pending_nanoton":"-1"`, 1), "payout: payment summary: pending_nanoton"},
+		{"payout sum", strings.Replace(payout, `"pending_nanoton":"0"`, `"pending_nanoton":"1"`, 1), "is not earned"},
+		{"payout status", strings.Replace(payout, `"expired":1`, `"lost":1`, 1), `intent status "lost"`},
+		{"payout open", strings.Replace(payout, `"status":"sent"`, `"status":"confirmed"`, 1), "open intent status"},
+		{"payout tx", strings.Replace(payout, `"last_tx":"c0ffee`, `"last_tx":"C0FFEE`, 1), "last_tx"},
+		{"payout wallet", strings.Replace(payout, `"wallet":"0:9e`, `"wallet":"EQ9e`, 1), "wallet"},
+		{"payout long error", strings.Replace(payout, `"ledger_error":"`, `"ledger_error":"`+strings.Repeat("x", 5000), 1), "ledger_error must be"},
+		{"payout null", strings.Replace(payout, `"payout":{`, `"payout":null,"x":{`, 1), "unknown field"},
 		{"trailing", report + `{}`, "after top-level value"},
 		{"oversize", `{"reply":"logs","logs":["` + strings.Repeat("a", MaxMessageSize) + `"]}`, "limit"},
 	} {
@@ -159,7 +174,7 @@ func FuzzParseCommand(f *testing.F) {
 }
 
 func FuzzParseAgentLine(f *testing.F) {
-	for _, n := range []string{"status-report.json", "logs-reply.json", "error-reply.json", "status-ready.json"} {
+	for _, n := range []string{"status-report.json", "status-report-payout.json", "logs-reply.json", "error-reply.json", "status-ready.json"} {
 		f.Add(readTestdata(f, n))
 	}
 	f.Add([]byte(`{"reply":"logs"}`))

@@ -136,7 +136,7 @@ func Compute(r *Release, s *shape.VMShape, in Inputs) (*Measurements, error) {
 				in.Tables.QEMUVersion, s.Name, s.QEMU.Name, s.QEMU.QEMUVersion))
 		}
 		for _, rw := range in.Tables.Rewritten {
-			if strings.HasPrefix(rw.To, "virtio-rng-pci") {
+			if rw.StandIn && rw.To != "" {
 				m.Warnings = append(m.Warnings, "RTMR0: the capture stood in for "+rw.From+" with "+rw.To)
 			}
 		}

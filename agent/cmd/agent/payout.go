@@ -32,6 +32,7 @@ type payments struct {
 	signer     *payout.ReceiptSigner
 	handler    http.Handler
 	receiptKey string
+	settle     *settlement
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -56,7 +57,7 @@ func startPayments(log *slog.Logger, cfg *guest.Config) (*payments, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := bindPayments(l, cfg, log)
+	p, err := bindPayments(l, cfg, dialLiteservers, log)
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("payout ledger %s: %w", ledgerPath, err)
@@ -65,8 +66,9 @@ func startPayments(log *slog.Logger, cfg *guest.Config) (*payments, error) {
 }
 
 // bindPayments binds an open ledger to the configured channel and the gas
-// wallet, and builds the receipt signer and the endpoints.
-func bindPayments(l *payout.Ledger, cfg *guest.Config, log *slog.Logger) (*payments, error) {
+// wallet, builds the receipt signer and the endpoints, and starts
+// settlement (through dial) when the config gives chain access.
+func bindPayments(l *payout.Ledger, cfg *guest.Config, dial dialChain, log *slog.Logger) (*payments, error) {
 	ck, wk, err := cfg.PayoutKeys()
 	if err != nil {
 		return nil, err
@@ -98,12 +100,13 @@ func bindPayments(l *payout.Ledger, cfg *guest.Config, log *slog.Logger) (*payme
 	sum := payout.Summarize(l.State())
 	log.Info("payments", "channel", payment.RawAddress(ch), "worker_key", pub, "gas_wallet", w.Address().String(),
 		"earned", sum.Earned, "settled", sum.Settled, "receipts", sum.Receipts)
-	log.Warn("settlement is off: the agent has no liteserver access yet; earnings accumulate in the ledger")
+	relay := &payout.Relay{}
 	return &payments{
 		ledger:     l,
 		signer:     signer,
-		handler:    payout.Handler(l, &payout.Relay{}, time.Now, log.With("component", "payout")),
+		handler:    payout.Handler(l, relay, time.Now, log.With("component", "payout")),
 		receiptKey: pub,
+		settle:     startSettlement(cfg, l, relay, dial, log.With("component", "settlement")),
 	}, nil
 }
 
@@ -147,13 +150,26 @@ func (p *payments) mount(mux *http.ServeMux) {
 	}
 }
 
-// earnings is the ledger summary for the status channel.
-func (p *payments) earnings() string {
+// earnings is the ledger summary for the status channel: one line for
+// StatusReport.Earnings (alarms first, at most 256 bytes) and the whole
+// Summary for StatusReport.Payout (nil without a channel).
+func (p *payments) earnings() (string, *payment.Summary) {
 	if p == nil {
-		return guest.EarningsNA
+		return guest.EarningsNA, nil
 	}
-	s := payout.Summarize(p.ledger.State())
-	return fmt.Sprintf("earned %s nanoTON, settled %s, pending %s, %d receipts (%s claimed)", s.Earned, s.Settled, s.Pending, s.Receipts, s.Claimed)
+	s := p.ledger.Summary()
+	s.Settler = payment.ClipText(p.settle.String())
+	line := fmt.Sprintf("earned %s nanoTON, settled %s, pending %s, %d receipts (%s claimed)", s.Earned, s.Settled, s.Pending, s.Receipts, s.Claimed)
+	if s.Paused != "" {
+		line = "SETTLEMENT PAUSED; " + line
+	}
+	if s.LedgerError != "" {
+		line = "LEDGER ERROR (see chrysalis payout status); " + line
+	}
+	if len(line) > guest.MaxEarningsBytes {
+		line = line[:guest.MaxEarningsBytes] // ASCII only
+	}
+	return line, &s
 }
 
 // close closes the ledger and unmounts the persistent disk (once).
@@ -162,6 +178,7 @@ func (p *payments) close() error {
 		return nil
 	}
 	p.closeOnce.Do(func() {
+		p.settle.stop()
 		p.closeErr = errors.Join(p.ledger.Close(), unix.Unmount(guest.PersistentMountPoint, 0))
 	})
 	return p.closeErr

@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chrysalis-cc/chrysalis/agent/payout"
+	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/payment/channel"
@@ -58,7 +60,7 @@ func TestBindPayments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := bindPayments(l, cfg, log)
+		p, err := bindPayments(l, cfg, nil, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +104,23 @@ func TestBindPayments(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("state: %d %s", rec.Code, rec.Body)
 	}
-	if e := p.earnings(); !strings.Contains(e, "earned 5000000 nanoTON") || !strings.Contains(e, "2 receipts (140 claimed)") {
-		t.Errorf("earnings %q", e)
+	if e, sum := p.earnings(); !strings.Contains(e, "earned 5000000 nanoTON") || !strings.Contains(e, "2 receipts (140 claimed)") ||
+		sum == nil || sum.Earned != "5000000" || sum.Receipts != 2 || sum.Validate() != nil {
+		t.Errorf("earnings %q, summary %+v", e, sum)
+	}
+	// The status channel carries the summary: the report encodes and
+	// parses as the host reads it.
+	rep, err := statusReport(hostView{start: time.Now(), tee: "insecure-dev", cfg: cfg, rec: rtmr.NewRecorder(&rtmr.Software{}), earnings: p.earnings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := guest.EncodeReply(&guest.Reply{Reply: guest.ReplyStatus, Status: rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := guest.ParseReply(bytes.TrimSpace(line)); err != nil || back.Status.Payout == nil || back.Status.Payout.Earned != "5000000" ||
+		back.Status.Payout.Claimed != "140" || !strings.HasPrefix(back.Status.Earnings, "earned 5000000 nanoTON") {
+		t.Fatalf("status report over the channel: %v\n%s", err, line)
 	}
 	p.ledger.Close()
 
@@ -127,7 +144,7 @@ func TestBindPayments(t *testing.T) {
 
 func TestNoPayments(t *testing.T) {
 	var p *payments
-	if p.receiptSigner() != nil || p.claimKey() != "" || p.earnings() != guest.EarningsNA || p.close() != nil {
+	if e, sum := p.earnings(); p.receiptSigner() != nil || p.claimKey() != "" || e != guest.EarningsNA || sum != nil || p.close() != nil {
 		t.Error("a worker without a channel has payment parts")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/chrysalis-cc/chrysalis/agent/rtmr"
 	"github.com/chrysalis-cc/chrysalis/measure/event"
 	"github.com/chrysalis-cc/chrysalis/measure/guest"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
 // agentLogs keeps the agent's last log lines for the host's logs command;
@@ -25,8 +26,9 @@ type hostView struct {
 	rec   *rtmr.Recorder
 	// engine reports the engine's health ("" → unknown).
 	engine func() string
-	// earnings summarises the payout ledger (nil → not available).
-	earnings func() string
+	// earnings summarises the payout ledger: a line and the Summary (nil
+	// → not available).
+	earnings func() (string, *payment.Summary)
 }
 
 // answerHost answers the host's status and logs commands on the status
@@ -79,7 +81,7 @@ func statusReport(v hostView) (*guest.StatusReport, error) {
 		UptimeSeconds: int64(time.Since(v.start) / time.Second),
 	}
 	if v.earnings != nil {
-		rep.Earnings = v.earnings()
+		rep.Earnings, rep.Payout = v.earnings()
 	}
 	for _, e := range l.Events {
 		if len(rep.Events) < guest.MaxReportEvents {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chrysalis-cc/chrysalis/host/doctor"
 	"github.com/chrysalis-cc/chrysalis/host/launch"
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/image"
@@ -23,8 +24,12 @@ import (
 )
 
 func init() {
-	register("launch", "boot a release in a VM (dev: TCG here; tdx: --print-only)", runLaunch)
+	register("launch", "boot a release in a VM (dev: TCG; tdx: a TD with GPUs, after the host preflight)", runLaunch)
 }
+
+// launchDoctorEnv is the host a TDX launch's preflight inspects: the
+// real one (Root "/"); tests point Root at a fake tree.
+var launchDoctorEnv = doctor.Env{}
 
 // launchList is a repeatable, comma-separable string flag.
 type launchList []string
@@ -42,18 +47,34 @@ func (l *launchList) Set(v string) error {
 const launchUsage = `usage:
   chrysalis launch [--dev] --release DIR [--shape NAME | --shape-file FILE [--shape NAME]]
                    [--port 8443] [--state DIR] [--config config.json] [--timeout 180s] [--print-only]
-  chrysalis launch --tdx --print-only --release DIR --shape NAME --gpu BDF [--gpu BDF...]
+  chrysalis launch --tdx --release DIR --shape NAME --gpu BDF [--gpu BDF...]
+                   (--manifest M.dsse.json --pub KEY.pub... | --insecure-no-manifest)
                    [--cid 6] [--port 8443] [--listen 127.0.0.1] [--state DIR] [--disk KIND=PATH...]
-                   [--qgs unix[:PATH] | --qgs vsock[:[CID:]PORT]] [--manifest M.dsse.json --pub KEY.pub...]
-  either mode: [--instance N]
+                   [--qgs unix[:PATH] | --qgs vsock[:[CID:]PORT]] [--config config.json] [--timeout 180s]
+  chrysalis launch --tdx --print-only --release DIR --shape NAME --gpu BDF... [same flags; no manifest needed]
+  either mode: [--instance N] [--qemu PATH]
 
 --dev boots the release under QEMU TCG emulation (no TEE; the guest reports
 insecure-dev evidence), prints the API endpoint and console log, and stops
-the VM cleanly on Ctrl-C. --tdx prints the TDX QEMU command line, one
-argument per line, shell-quoted; disk slots without --disk default to
-STATE/KIND.img. The TD reaches Intel's quote generation service where the
-shape's QEMU profile says (QEMU >= 10.1: unix:/var/run/tdx-qgs/qgs.socket,
-older: vsock:2:4050); --qgs overrides it to match /etc/qgs.conf.
+the VM cleanly on Ctrl-C or SIGTERM (poweroff request, then QMP quit, then
+kill).
+
+--tdx boots the release as an Intel TDX trust domain under KVM with the
+shape's GPUs passed through (vfio-pci), with the same lifecycle: config
+disk, console log, status channel, ready wait, clean stop. Before it
+creates or starts anything it runs the checks of ` + "`chrysalis doctor`" + ` for
+this shape, GPUs and QGS (TDX in KVM, /dev/kvm, QEMU and its tdx-guest
+object, the release's OVMF, each GPU on vfio-pci alone in its IOMMU group,
+memory, vhost-vsock, QGS) and refuses with the failing ✗ checks and their
+fixes; warnings (GPU CC mode, which cannot be read from sysfs) are printed.
+The guest must report TEE tdx when ready. The model slots need --disk;
+the persistent disk defaults to STATE/persistent.img, created when missing
+(ext4, 256 MiB). --print-only prints the TDX QEMU command line instead, one
+argument per line, shell-quoted, exactly what the launch runs (slots
+without --disk shown as STATE/KIND.img). The TD reaches Intel's
+quote generation service where the shape's QEMU profile says (QEMU >= 10.1:
+unix:/var/run/tdx-qgs/qgs.socket, older: vsock:2:4050); --qgs overrides it
+to match /etc/qgs.conf.
 
 --instance N (0..63) runs one of several guests on this host: API port
 PORT+10·N, vsock CID CID+N, state directory STATE/instance-N (config disk,
@@ -61,10 +82,17 @@ console log, sockets), so instances never collide. The console log is
 kept across launches (each boot appends a separator line). While a guest
 runs, ` + "`chrysalis status`" + ` and ` + "`chrysalis logs`" + ` ask it over STATE/control.sock.
 
+A paid worker (a config with measured.payment) needs --payout-secret (the
+owner's secret, kept off the config file) and, to settle its earnings on
+chain, --ton-config (a TON global config: its liteservers and
+validator.init_block go on the config disk as ton_chain, unmeasured).
+
 --manifest with --pub (TDX) verifies the signed release manifest and
 refuses to start unless it lists the shape with the image hash (MRTD,
 RTMR0-2, TD fields) this release and shape measure to here: proxies would
-reject such a worker anyway.
+reject such a worker anyway. A TDX launch requires it; --insecure-no-manifest
+skips it (bring-up of a new host or shape only: a worker whose measurements
+are not in a signed manifest is rejected by every proxy).
 
 flags:
 `
@@ -78,7 +106,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var (
 		dev       = fs.Bool("dev", false, "dev mode: TCG emulation, no TEE (the default)")
-		tdx       = fs.Bool("tdx", false, "TDX mode (only --print-only on hosts without TDX)")
+		tdx       = fs.Bool("tdx", false, "TDX mode: a trust domain with GPUs passed through (--print-only works on any host)")
 		printOnly = fs.Bool("print-only", false, "print the QEMU command line and exit")
 		release   = fs.String("release", "", "release `directory` with OVMF.fd, vmlinuz, initrd, cmdline")
 		shapeName = fs.String("shape", "", "VM shape `name` (built-in, or from --shape-file); dev default "+launch.DefaultShape)
@@ -87,11 +115,14 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		listen    = fs.String("listen", qemu.DefaultHostAddr, "host `address` the API port is forwarded on (tdx)")
 		stateDir  = fs.String("state", "", "state `directory` (default: a per-port directory under "+os.TempDir()+")")
 		cfgFile   = fs.String("config", "", "config `file` (JSON, see measure/guest); default: instance \"dev\", QEMU user network")
+		tonCfgF   = fs.String("ton-config", "", "TON global config `file` (e.g. the network's global.config.json) whose liteservers and init block let a paid worker settle (needs --config with measured.payment)")
 		secretF   = fs.String("payout-secret", "", "`file` holding the owner's payout secret (64 hex characters; `chrysalis payout keys` makes one), for a config with measured.payment")
 		timeout   = fs.Duration("timeout", launch.DefaultReadyTimeout, "how long to wait for the guest to be ready")
 		cid       = fs.Uint("cid", qemu.DefaultGuestCID, "guest vsock `CID` (tdx; the base CID with --instance)")
 		instance  = fs.Int("instance", -1, "instance `N` (0..63) of several on this host: port +10·N, CID +N, state STATE/instance-N")
 		mfPath    = fs.String("manifest", "", "signed release manifest `file` (DSSE) the shape must be listed in (tdx; needs --pub)")
+		qemuBin   = fs.String("qemu", qemu.Binary, "QEMU `binary` to run (looked up on PATH unless it has a slash)")
+		noMf      = fs.Bool("insecure-no-manifest", false, "launch a TD without checking it against a signed release manifest (bring-up only; proxies reject unlisted workers)")
 		qgsFlag   = fs.String("qgs", "", "quote generation service `address` (tdx): unix[:PATH] or vsock[:[CID:]PORT]; default by the shape's QEMU profile, unix:"+qemu.DefaultQGSSocket+" for QEMU >= 10.1, else vsock:2:4050")
 		gpus      launchList
 		disks     launchList
@@ -173,6 +204,18 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		state, *port, *cid = in.StateDir, in.Port, uint(in.GuestCID)
 	}
+	if *noMf {
+		if mode != qemu.ModeTDX {
+			return errors.New("--insecure-no-manifest is for --tdx launches")
+		}
+		if *mfPath != "" || len(pubs) > 0 {
+			return errors.New("--insecure-no-manifest and --manifest/--pub are exclusive")
+		}
+	}
+	if mode == qemu.ModeTDX && !*printOnly && !*noMf && *mfPath == "" && len(pubs) == 0 {
+		return errors.New("--tdx needs --manifest M.dsse.json --pub KEY.pub: a TD whose measurements (MRTD, RTMR0-2) the signed release manifest does not list is rejected by every proxy, so launch refuses to start one; " +
+			"--insecure-no-manifest skips the check (bring-up only)")
+	}
 	if *mfPath != "" || len(pubs) > 0 {
 		if mode != qemu.ModeTDX {
 			return errors.New("--manifest is for --tdx launches: dev guests have no TDX measurements")
@@ -211,6 +254,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			GPUs:         gpus,
 			GuestCID:     uint32(*cid),
 			QGS:          qgs,
+			Binary:       *qemuBin,
 		})
 		if err != nil {
 			return err
@@ -221,19 +265,7 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 
-	if mode == qemu.ModeTDX {
-		ok, err := qemu.SupportsTDX(ctx, "")
-		if err != nil {
-			return fmt.Errorf("cannot run a TDX guest: %w", err)
-		}
-		if !ok {
-			return fmt.Errorf("cannot run a TDX guest here: the installed %s has no tdx-guest object "+
-				"(`%s -object help`); a TDX host needs QEMU >= 10.1 with TDX, a TDX-enabled host kernel and CPU. "+
-				"Use --print-only to see the command line", qemu.Binary, qemu.Binary)
-		}
-		return errors.New("running TDX guests is not implemented yet; use --print-only for the command line")
-	}
-	if len(gpus) > 0 {
+	if mode == qemu.ModeDev && len(gpus) > 0 {
 		return errors.New("--gpu needs --tdx: dev mode has no GPU passthrough")
 	}
 
@@ -261,10 +293,27 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("--config %s: %w", *cfgFile, err)
 		}
 	}
+	if *tonCfgF != "" {
+		if cfg.Measured.Payment == nil {
+			return errors.New("--ton-config needs --config with measured.payment: only a paid worker settles")
+		}
+		if cfg.TONChain != nil {
+			return fmt.Errorf("--ton-config: the config %s already has ton_chain", *cfgFile)
+		}
+		b, err := os.ReadFile(*tonCfgF)
+		if err != nil {
+			return fmt.Errorf("--ton-config: %w", err)
+		}
+		if cfg.TONChain, err = guest.ParseTONGlobalConfig(b); err != nil {
+			return fmt.Errorf("--ton-config %s: %w", *tonCfgF, err)
+		}
+	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "launch: "+format+"\n", args...)
 	}
-	vm, err := launch.Launch(ctx, launch.Options{
+	opts := launch.Options{
+		Mode:         mode,
+		Binary:       *qemuBin,
 		ReleaseDir:   *release,
 		Shape:        s,
 		Disks:        diskPaths,
@@ -273,7 +322,27 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Config:       cfg,
 		ReadyTimeout: *timeout,
 		Logf:         logf,
-	})
+	}
+	if mode == qemu.ModeTDX {
+		if *noMf {
+			logf("warning: --insecure-no-manifest: shape %s of this release is not checked against a signed manifest; proxies reject the worker unless its measurements are published", s.Name)
+		}
+		// Disk slots without --disk live in the state directory, as
+		// --print-only shows them; only the persistent disk is made here.
+		for _, d := range s.Disks {
+			if _, ok := diskPaths[d.Kind]; !ok && d.Kind != shape.DiskConfig {
+				if d.Kind != shape.DiskPersistent {
+					return fmt.Errorf("shape %s has a %s disk slot: pass --disk %s=IMAGE", s.Name, d.Kind, d.Kind)
+				}
+				diskPaths[d.Kind] = filepath.Join(state, string(d.Kind)+".img")
+			}
+		}
+		opts.GPUs, opts.GuestCID, opts.QGS, opts.HostAddr = gpus, uint32(*cid), qgs, *listen
+		opts.HostCheck = func(o launch.Options) error {
+			return tdxPreflight(o, *release, *shapeFile, logf)
+		}
+	}
+	vm, err := launch.Launch(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -297,6 +366,43 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	stopCtx, cancel := context.WithTimeout(context.Background(), launch.DefaultStopTimeout+15*time.Second)
 	defer cancel()
 	return vm.Stop(stopCtx)
+}
+
+// tdxPreflight runs chrysalis doctor's checks for a TDX launch of o and
+// refuses it, naming the fatal ✗ checks with their fixes; warnings are
+// logged.
+func tdxPreflight(o launch.Options, release, shapeFile string, logf func(string, ...any)) error {
+	env := launchDoctorEnv
+	env.QEMU = o.Binary
+	checks := doctor.Run(env, doctor.Options{Release: release, Shape: o.Shape.Name, ShapeFile: shapeFile, GPUs: o.GPUs, QGS: o.QGS})
+	for _, c := range checks {
+		if c.Status == doctor.StatusWarn {
+			logf("preflight ! %s: %s", c.ID, c.Detail)
+		}
+	}
+	if err := doctor.Gate(checks); err != nil {
+		args := []string{"--shape", o.Shape.Name, "--release", release}
+		if shapeFile != "" {
+			args = append(args, "--shape-file", shapeFile)
+		}
+		for _, g := range o.GPUs {
+			args = append(args, "--gpu", g)
+		}
+		if o.QGS != nil {
+			args = append(args, "--qgs", o.QGS.String())
+		}
+		return fmt.Errorf("refusing to launch: %w\nthe full report: chrysalis doctor %s", err, strings.Join(quoteArgs(args), " "))
+	}
+	logf("preflight: %d checks, none fatal", len(checks))
+	return nil
+}
+
+func quoteArgs(args []string) []string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = qemu.Quote(a)
+	}
+	return q
 }
 
 // defaultState is the state directory when --state is not given: per

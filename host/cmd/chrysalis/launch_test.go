@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/chrysalis-cc/chrysalis/host/doctor"
 	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/host/qemu/qemutest"
 	"github.com/chrysalis-cc/chrysalis/image"
@@ -90,6 +93,7 @@ func TestLaunchFlagErrors(t *testing.T) {
 		{[]string{"--release", rel, "--print-only", "--shape-file", "/nonexistent.json"}, "nonexistent.json"},
 		{[]string{"--release", rel, "--gpu", "3b:00.0"}, "--gpu needs --tdx"},
 		{[]string{"--release", rel, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--release", rel, "--ton-config", "/nonexistent.json"}, "--ton-config needs --config with measured.payment"},
 		{[]string{"--release", rel, "--print-only", "--qgs", "unix"}, "--qgs is for --tdx launches"},
 		{[]string{"--tdx", "--print-only", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "3b:00.0", "--qgs", "tcp:4050"}, `--qgs: quote generation service "tcp:4050"`},
 		{[]string{"--release", filepath.Join(rel, "missing"), "--print-only"}, "missing"},
@@ -270,4 +274,89 @@ func TestLaunchManifestRealRelease(t *testing.T) {
 		t.Fatalf("wrong-RTMR0 manifest: %v", err)
 	}
 	t.Log(err)
+}
+
+// TestLaunchTDXNeedsManifest: a TDX launch (not --print-only) needs the
+// signed manifest check or the explicitly insecure opt-out.
+func TestLaunchTDXNeedsManifest(t *testing.T) {
+	rel := t.TempDir()
+	qemutest.WriteSealedFakeRelease(t, rel)
+	tdx := []string{"--tdx", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "0000:17:00.0"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{tdx, "--tdx needs --manifest M.dsse.json --pub KEY.pub"},
+		{append(slices.Clone(tdx), "--insecure-no-manifest", "--manifest", "m.dsse.json"), "--insecure-no-manifest and --manifest/--pub are exclusive"},
+		{[]string{"--release", rel, "--insecure-no-manifest"}, "--insecure-no-manifest is for --tdx launches"},
+		{append(slices.Clone(tdx), "--insecure-no-manifest"), "shape h100-1g-32c-100g has a model disk slot: pass --disk model=IMAGE"},
+	} {
+		var out, errb bytes.Buffer
+		err := runLaunch(context.Background(), tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("launch %q: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestLaunchTDXPreflightRefuses runs `launch --tdx` against a fake host
+// tree without TDX, GPU or QGS: it refuses before creating anything,
+// naming the fatal checks with their fixes and the doctor command for the
+// full report, and logs the warnings.
+func TestLaunchTDXPreflightRefuses(t *testing.T) {
+	rel := t.TempDir()
+	qemutest.WriteSealedFakeRelease(t, rel)
+	root := doctorTree(t, map[string]string{
+		"/sys/module/kvm_intel/parameters/tdx": "N\n",
+		"/proc/meminfo":                        doctorMeminfo,
+	})
+	saved := launchDoctorEnv
+	launchDoctorEnv = doctor.Env{Root: root}
+	t.Cleanup(func() { launchDoctorEnv = saved })
+	state := filepath.Join(t.TempDir(), "st")
+	disks := t.TempDir()
+	for _, n := range []string{"model.img", "verity.img"} {
+		if err := os.WriteFile(filepath.Join(disks, n), make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	err := runLaunch(context.Background(), []string{
+		"--tdx", "--insecure-no-manifest", "--release", rel, "--shape", "h100-1g-32c-100g", "--gpu", "0000:17:00.0",
+		"--state", state, "--qemu", "/nonexistent/qemu-system-x86_64", "--qgs", "vsock:4051",
+		"--disk", "model=" + filepath.Join(disks, "model.img"), "--disk", "model-verity=" + filepath.Join(disks, "verity.img"),
+	}, &out, &errb)
+	if err == nil {
+		t.Fatal("launch --tdx passed the preflight on a host without TDX")
+	}
+	var refusal *doctor.RefusalError
+	if !errors.As(err, &refusal) {
+		t.Fatalf("err = %v, want a doctor refusal", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"refusing to launch: host preflight: ",
+		`✗ kvm-tdx `, `/sys/module/kvm_intel/parameters/tdx is "N"`, "fix: use a host kernel >= 6.16",
+		"✗ dev-kvm ", "✗ qemu-version ", "/nonexistent/qemu-system-x86_64 --version",
+		"✗ ovmf-tdvf ", "✗ memory ", "✗ vhost-vsock ", "✗ gpu-device/0000:17:00.0 ",
+		"the full report: chrysalis doctor --shape h100-1g-32c-100g --release " + rel + " --gpu 0000:17:00.0 --qgs vsock:2:4051",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "✗ qgs") || strings.Contains(msg, "! ") {
+		t.Errorf("refusal lists warnings:\n%s", msg)
+	}
+	for _, want := range []string{"launch: warning: --insecure-no-manifest", "launch: preflight ! qgs: "} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Errorf("state directory %s created despite the refusal", state)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout: %s", out.String())
+	}
 }

@@ -91,8 +91,8 @@ func lookupShapes(shapeFile, names string) ([]*shape.VMShape, error) {
 }
 
 // measureShape captures the ACPI tables stock QEMU builds for the shape's
-// TDX launch argv (the same argv `launch --tdx` runs) and computes
-// MRTD and RTMR0-2.
+// TDX launch argv (the same argv `launch --tdx` runs; GPUs through the
+// acpi stand-in) and computes MRTD and RTMR0-2.
 func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VMShape) (*tdxmr.Measurements, error) {
 	disks := map[shape.DiskKind]string{}
 	for _, d := range s.Disks {
@@ -112,7 +112,18 @@ func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VM
 	if err != nil {
 		return nil, err
 	}
-	tables, err := acpi.Capture(ctx, acpi.Options{Args: argv[1:]})
+	o := acpi.Options{Args: argv[1:]}
+	if s.GPUs > 0 {
+		// Every GPU is captured through the stand-in with the H100's BAR
+		// layout (the only GPU model the shapes describe), whether or not
+		// this machine has GPUs: the tables, and so RTMR0, are then the
+		// same for the publisher, the auditor and the GPU owner's launch
+		// check (ci/swtpm checks the stand-in against OVMF's own
+		// measurements).
+		o.GPUStandIn = &acpi.GPUH100
+		o.HostPCIPresent = func(string) bool { return false }
+	}
+	tables, err := acpi.Capture(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("ACPI capture: %w", err)
 	}

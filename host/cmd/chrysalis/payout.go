@@ -7,50 +7,69 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/chrysalis-cc/chrysalis/agent/payout"
+	"github.com/chrysalis-cc/chrysalis/host/launch"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
 )
 
 func init() {
-	register("payout", "the worker's payout keys (keys) and its earnings and settlements from its payout ledger (status)", runPayout)
+	register("payout", "the worker's payout keys (keys) and its earnings and settlements, asked of the running guest (status)", runPayout)
 }
 
+const payoutStatusUsage = `  chrysalis payout status [--state DIR] [--port 8443] [--instance N] [--json | --metrics]
+      the payout summary of the guest of a running ` + "`chrysalis launch`" + ` (same
+      --state, --port and --instance as ` + "`chrysalis status`" + `), asked over the
+      launcher's control socket and the status channel: earned (the
+      highest proxy-signed cumulative state), settled (confirmed on chain
+      to the owner), in flight, pending, settlements by status, the usage
+      receipts signed and the amount they claim, the last settlement
+      transaction, and the alarms: a paused settlement, a ledger error
+      (its compaction failed). --metrics prints the Prometheus text form.
+      Fails when the guest has no payment channel.
+`
+
 func payoutUsage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  chrysalis payout status --ledger FILE [--json | --metrics]
-      summarize a payout ledger (agent/payout): earned (the highest
-      proxy-signed cumulative state), settled (confirmed on chain to the
-      owner), in flight, pending, the usage receipts signed and the amount
-      they claim, the last settlement transaction and any alarm that
-      paused settlement. Reads the file without writing to it,
-      so it is safe beside a running agent. --metrics prints the Prometheus
-      text form the agent's /metrics serves.
-`+payoutKeysUsage)
+	fmt.Fprint(w, "usage:\n"+payoutStatusUsage+payoutKeysUsage+payoutWithdrawUsage)
+}
+
+// payoutSubcommands are the payout group's subcommands.
+var payoutSubcommands = []subcommand{
+	{"status", payoutStatus},
+	{"keys", payoutKeysCmd},
+	{"withdraw", payoutWithdrawCmd},
 }
 
 func runPayout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runGroup(ctx, payoutUsage, []subcommand{{"status", payoutStatus}, {"keys", payoutKeysCmd}}, args, stdout, stderr)
+	return runGroup(ctx, payoutUsage, payoutSubcommands, args, stdout, stderr)
 }
 
-func payoutStatus(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := groupFlagSet("payout", "status", payoutUsage, stderr)
-	ledger := fs.String("ledger", "", "payout ledger `FILE` (JSON lines journal)")
+func payoutStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, sf := newStatusFlags("payout status", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage:\n"+payoutStatusUsage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	metrics := fs.Bool("metrics", false, "print Prometheus metrics")
-	if err := fs.Parse(args); err != nil {
-		return mfHelpOK(err)
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
-	}
-	if *ledger == "" {
-		return errors.New("status: --ledger FILE is required")
+	if help, err := parseStatusFlags(fs, args); help || err != nil {
+		if err != nil {
+			return fmt.Errorf("payout status: %w", err)
+		}
+		return nil
 	}
 	if *asJSON && *metrics {
-		return errors.New("status: --json and --metrics exclude each other")
+		return errors.New("payout status: --json and --metrics exclude each other")
 	}
-	s, err := payout.ReadSummary(*ledger)
+	dir, err := sf.dir()
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return fmt.Errorf("payout status: %w", err)
+	}
+	r, err := launch.Query(ctx, dir, guest.Command{Cmd: guest.CmdStatus})
+	if err != nil {
+		return fmt.Errorf("payout status: %w", err)
+	}
+	s := r.Status.Payout
+	if s == nil {
+		return fmt.Errorf("payout status: the guest in %s has no payment channel (no measured.payment in its config; earnings %q)", dir, r.Status.Earnings)
 	}
 	switch {
 	case *asJSON:

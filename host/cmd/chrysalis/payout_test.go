@@ -1,99 +1,123 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
-	"github.com/chrysalis-cc/chrysalis/agent/payout"
-	"github.com/chrysalis-cc/chrysalis/agent/payout/payouttest"
+	"github.com/chrysalis-cc/chrysalis/host/launch"
+	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
+// fakeLauncher stands in for a running `chrysalis launch` (which needs
+// QEMU and a guest): it serves the launcher's control socket in dir and
+// answers every command with reply; commands returns what it got.
+func fakeLauncher(t *testing.T, dir string, reply []byte) (commands func() []string) {
+	t.Helper()
+	l, err := net.Listen("unix", filepath.Join(dir, launch.FileControlSock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			mu.Lock()
+			got = append(got, strings.TrimSpace(line))
+			mu.Unlock()
+			c.Write(append(bytes.TrimSpace(reply), '\n'))
+			c.Close()
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+}
+
+func guestTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "measure", "guest", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPayoutStatus asks a launcher's guest for its payout summary over
+// the control socket, in the three forms, and refuses a guest without a
+// payment channel.
 func TestPayoutStatus(t *testing.T) {
-	f, err := payouttest.NewFixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ledger.jsonl")
-	l, err := payout.OpenLedger(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Bind(f.Config, "0:"+strings.Repeat("ab", 32)); err != nil {
-		t.Fatal(err)
-	}
-	p := payouttest.NewProxy(f)
-	for _, amt := range []string{"1", "0.25"} {
-		ps, err := p.Pay(payouttest.TON(amt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.Accept(ps, 1); err != nil {
-			t.Fatal(err)
+	state := t.TempDir()
+	got := fakeLauncher(t, state, guestTestdata(t, "status-report-payout.json"))
+
+	code, out, errOut := cli("payout", "status", "--state", state)
+	for _, want := range []string{
+		"earned        1.750000000 TON (proxy state seqno 4)\n", "settled       1.500000000 TON\n", "in flight     0.250000000 TON\n",
+		"receipts      3 signed, 0.000002100 TON claimed\n", "settlements   1 sent, 1 confirmed, 1 expired\n",
+		"settling      0.250000000 TON, sent, wallet seqno 2, valid until 1780000900\n",
+		"LEDGER ERROR  ledger /data/payout/ledger.jsonl: automatic compaction at 4096 records",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s%s", code, want, out, errOut)
 		}
 	}
-	kb, err := payout.NewSecretKey(f.KeyB.Seed())
-	if err != nil {
-		t.Fatal(err)
+	if c := got(); len(c) != 1 || c[0] != `{"cmd":"status"}` {
+		t.Fatalf("the launcher got %q, want one status command", c)
 	}
-	rs, err := payout.NewReceiptSigner(l, kb, payment.RawAddress(f.ChannelAddr))
-	if err != nil {
-		t.Fatal(err)
+	code, out, _ = cli("payout", "status", "--state", state, "--json")
+	s, err := payment.DecodeSummary(bytes.TrimSpace([]byte(out)))
+	if code != 0 || err != nil || s.Earned != "1750000000" || s.Intents["expired"] != 1 || s.LedgerError == "" {
+		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
 	}
-	h := sha256.Sum256([]byte("request"))
-	if _, err := rs.Sign(payment.Receipt{RequestID: hex.EncodeToString(h[:]), Model: "m", TokensIn: 1000, TokensOut: 1000,
-		PriceInPer1M: "1000000", PriceOutPer1M: "2000000", Amount: "3000", IssuedAt: 1_780_000_000}); err != nil {
-		t.Fatal(err)
-	}
-	// The agent keeps the ledger open; status only reads it.
-	defer l.Close()
-	before, _ := os.ReadFile(path)
-
-	code, out, errOut := cli("payout", "status", "--ledger", path)
-	if code != 0 || !strings.Contains(out, "earned        1.250000000 TON (proxy state seqno 2)") || !strings.Contains(out, "pending       1.250000000 TON") ||
-		!strings.Contains(out, "receipts      1 signed, 0.000003000 TON claimed") {
-		t.Fatalf("exit %d\n%s%s", code, out, errOut)
-	}
-	code, out, _ = cli("payout", "status", "--ledger", path, "--json")
-	var s payout.Summary
-	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.Earned != "1250000000" || s.Settled != "0" || s.ProxySeqno != 2 || s.Receipts != 1 || s.Claimed != "3000" {
-		t.Fatalf("--json: exit %d %s", code, out)
-	}
-	code, out, _ = cli("payout", "status", "--ledger", path, "--metrics")
-	if code != 0 || !strings.Contains(out, "chrysalis_payout_pending_nanoton 1250000000\n") || !strings.Contains(out, "chrysalis_payout_receipts_total 1\n") {
-		t.Fatalf("--metrics: exit %d %s", code, out)
-	}
-	if after, _ := os.ReadFile(path); string(after) != string(before) {
-		t.Fatal("status modified the ledger")
+	code, out, _ = cli("payout", "status", "--state", state, "--metrics")
+	if code != 0 || !strings.Contains(out, "\nchrysalis_payout_in_flight_nanoton 250000000\n") || !strings.Contains(out, "\nchrysalis_payout_ledger_error 1\n") {
+		t.Fatalf("--metrics: exit %d\n%s", code, out)
 	}
 
-	// A torn tail (the agent crashed mid-append of the receipt) is
-	// skipped, not cut.
-	torn := filepath.Join(dir, "torn.jsonl")
-	os.WriteFile(torn, before[:len(before)-9], 0o600)
-	if code, out, errOut := cli("payout", "status", "--ledger", torn); code != 0 || !strings.Contains(out, "receipts      0 signed") || !strings.Contains(out, "1.250000000 TON") {
-		t.Fatalf("torn: exit %d %s %s", code, out, errOut)
-	}
-	if b, _ := os.ReadFile(torn); len(b) != len(before)-9 {
-		t.Fatal("status cut the torn tail")
-	}
+	// A guest without a payment channel.
+	plain := t.TempDir()
+	fakeLauncher(t, plain, guestTestdata(t, "status-report.json"))
+	// A launcher whose guest refuses.
+	refusing := t.TempDir()
+	e, _ := json.Marshal(guest.ErrorReply(errString("the guest did not answer")))
+	fakeLauncher(t, refusing, e)
 	for _, tc := range []struct {
 		args []string
 		err  string
 	}{
-		{[]string{"payout", "status"}, "--ledger FILE is required"},
-		{[]string{"payout", "status", "--ledger", filepath.Join(dir, "none")}, "no such file"},
-		{[]string{"payout", "status", "--ledger", path, "--json", "--metrics"}, "exclude each other"},
+		{[]string{"payout", "status", "--state", plain}, "has no payment channel (no measured.payment in its config; earnings \"n/a\")"},
+		{[]string{"payout", "status", "--state", refusing}, "payout status: status: the guest did not answer"},
+		{[]string{"payout", "status", "--state", t.TempDir()}, "no launcher is running in"},
+		{[]string{"payout", "status", "--state", state, "--instance", "64"}, "instance 64 is out of range"},
+		{[]string{"payout", "status", "--state", state, "--json", "--metrics"}, "exclude each other"},
+		{[]string{"payout", "status", "--ledger", "x"}, "flag provided but not defined: -ledger"},
+		{[]string{"payout", "status", "extra"}, `unexpected argument "extra"`},
 		{[]string{"payout", "bogus"}, "status"},
 	} {
 		if code, _, errOut := cli(tc.args...); code == 0 || !strings.Contains(errOut, tc.err) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.err)
 		}
 	}
+	if code, _, errOut := cli("payout", "status", "-h"); code != 0 || !strings.Contains(errOut, "chrysalis payout status [--state DIR]") {
+		t.Errorf("-h: exit %d\n%s", code, errOut)
+	}
 }
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/measure/manifest"
 	"github.com/chrysalis-cc/chrysalis/measure/manifest/dsse"
+	"github.com/chrysalis-cc/chrysalis/measure/payment"
 	"github.com/chrysalis-cc/chrysalis/measure/registry"
 )
 
@@ -656,13 +657,11 @@ func dialTONAPI(ctx context.Context, path string) (ton.APIClientWrapped, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--liteserver-config %s: %w", path, err)
 	}
-	pool := liteclient.NewConnectionPool()
-	if err := pool.AddConnectionsFromConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("--liteserver-config %s: connecting: %w", path, err)
+	api, err := payment.DialTON(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--liteserver-config %s: %w", path, err)
 	}
-	api := ton.NewAPIClient(pool, ton.ProofCheckPolicySecure)
-	api.SetTrustedBlockFromConfig(cfg)
-	return api.WithRetryTimeout(3, 20*time.Second), nil
+	return api, nil
 }
 
 func (l liveChain) WalletState(ctx context.Context, a *address.Address) (bool, uint32, error) {

@@ -1,0 +1,4 @@
+package payout
+
+// Folded exposes compaction's folding to the external tests.
+var Folded = (*State).folded

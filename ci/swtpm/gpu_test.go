@@ -1,0 +1,225 @@
+package swtpm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chrysalis-cc/chrysalis/host/qemu"
+	"github.com/chrysalis-cc/chrysalis/measure/acpi"
+	"github.com/chrysalis-cc/chrysalis/measure/eventlog"
+	"github.com/chrysalis-cc/chrysalis/measure/shape"
+	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
+)
+
+// gpuMmio64Mb enlarges OVMF's 64-bit aperture to 256 GiB: under TCG the
+// vCPU has 40 physical address bits, whose dynamic aperture (128 GiB)
+// cannot hold an H100's 128 GiB + 32 MiB of prefetchable BARs.
+const gpuMmio64Mb = "262144"
+
+// iomemEntry is one line of /proc/iomem.
+type iomemEntry struct {
+	start, end uint64
+	name       string
+}
+
+func parseIomem(console []byte) []iomemEntry {
+	var out []iomemEntry
+	sc := bufio.NewScanner(bytes.NewReader(console))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	in := false
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case strings.HasSuffix(line, "DUMPINIT-IOMEM-BEGIN"):
+			in = true
+		case strings.HasPrefix(line, "DUMPINIT-IOMEM-END"):
+			in = false
+		case in:
+			rng, name, ok := strings.Cut(strings.TrimSpace(line), " : ")
+			lo, hi, ok2 := strings.Cut(rng, "-")
+			if !ok || !ok2 {
+				continue
+			}
+			s, err1 := strconv.ParseUint(lo, 16, 64)
+			e, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 == nil && err2 == nil {
+				out = append(out, iomemEntry{s, e, name})
+			}
+		}
+	}
+	return out
+}
+
+// TestSwtpmGPUStandIn boots the release's OVMF under TCG with swtpm and a
+// pcie-root-port holding the H100 stand-in (the real H100 BAR sizes:
+// 128 GiB + 32 MiB prefetchable), and compares what the firmware measured
+// for the ACPI blobs with acpi.Capture of the vfio-pci launch argv (the
+// capture substitutes the stand-in itself), and the BAR and bridge window
+// addresses the guest kernel reports with the capture's placements.
+func TestSwtpmGPUStandIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the release under TCG with swtpm (~20 s); run without -short")
+	}
+	for _, tool := range []string{"swtpm", "swtpm_setup", qemu.Binary} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: install swtpm, swtpm-tools and qemu-system-x86 (.ci/run does)", tool)
+		}
+	}
+	root := repoRoot(t)
+	relDir := release(t, root)
+	rel, err := tdxmr.ReadRelease(relDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := shape.Lookup(shapeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	initBin := filepath.Join(work, "dumpinit")
+	run(t, root, 5*time.Minute, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", initBin, "./ci/swtpm/testdata/dumpinit")
+	ib, err := os.ReadFile(initBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrdPath := filepath.Join(work, "initrd")
+	configDisk := filepath.Join(work, "config.img")
+	for p, b := range map[string][]byte{initrdPath: overlayInitrd(t, rel.Initrd, ib), configDisk: make([]byte, 1<<20)} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	console := filepath.Join(work, "console.log")
+	// The dev-mode launch of the shape plus a TPM, a larger OVMF 64-bit
+	// aperture and a GPU behind a root port, as host/qemu writes it for
+	// GPU shapes (the host address names no device here).
+	argvFor := func(sock string) []string {
+		argv, err := qemu.Argv(qemu.Options{
+			Mode: qemu.ModeDev, Shape: s,
+			Release: qemu.Release{
+				OVMF: filepath.Join(relDir, tdxmr.FileFirmware), Kernel: filepath.Join(relDir, tdxmr.FileKernel),
+				Initrd: initrdPath, Cmdline: rel.Cmdline,
+			},
+			Disks:    map[shape.DiskKind]string{shape.DiskConfig: configDisk},
+			HostPort: freePort(t), ConsoleLog: console,
+			StatusSocket: filepath.Join(work, "status.sock"), QMPSocket: filepath.Join(work, "qmp.sock"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv = append(argv, tpmArgs(sock)...)
+		return append(argv,
+			"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string="+gpuMmio64Mb,
+			"-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1",
+			"-device", "vfio-pci,host=0000:ff:1f.7,bus=rp0")
+	}
+	absent := func(string) bool { return false }
+
+	capDir := filepath.Join(work, "capture-tpm")
+	os.MkdirAll(capDir, 0o700)
+	capArgv := argvFor(startTPM(t, capDir))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	tables, err := acpi.Capture(ctx, acpi.Options{Binary: capArgv[0], Args: capArgv[1:], GPUStandIn: &acpi.GPUH100, HostPCIPresent: absent})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bootDir := filepath.Join(work, "boot-tpm")
+	os.MkdirAll(bootDir, 0o700)
+	launch := argvFor(startTPM(t, bootDir))
+	bootArgs, _, err := acpi.StandInArgs(launch[1:], &acpi.GPUH100, absent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot: %s %s", launch[0], strings.Join(bootArgs, " "))
+	start := time.Now()
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	if out, err := exec.CommandContext(bctx, launch[0], bootArgs...).CombinedOutput(); err != nil {
+		c, _ := os.ReadFile(console)
+		t.Fatalf("QEMU: %v\n%s\nconsole:\n%s", err, out, c)
+	}
+	t.Logf("boot to power-off: %s", time.Since(start).Round(time.Millisecond))
+	c, err := os.ReadFile(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := parseConsole(c)
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, c)
+	}
+	log, err := eventlog.Parse(dump.log)
+	if err != nil {
+		t.Fatalf("event log: %v", err)
+	}
+
+	var report []string
+	// The ACPI DATA events (PCR1) against the capture's blobs.
+	var got []*eventlog.Event
+	for i := range log.Events {
+		if e := &log.Events[i]; e.Index == 1 && e.Type == eventlog.EvPlatformConfigFlags {
+			got = append(got, e)
+		}
+	}
+	blobs, err := tables.Measured()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(blobs) {
+		t.Fatalf("PCR1 has %d ACPI DATA events, the capture measures %d blobs", len(got), len(blobs))
+	}
+	for i, b := range blobs {
+		want := tdxmr.Sum384(b.Data)
+		sum, _ := got[i].Digest(eventlog.AlgSHA384)
+		if !bytes.Equal(sum, want[:]) {
+			t.Errorf("ACPI DATA %s: firmware measured %x, capture gives %s (%d bytes)", b.Name, sum, want, len(b.Data))
+			report = append(report, fmt.Sprintf("ACPI DATA %-20s DIFFERS", b.Name))
+		} else {
+			report = append(report, fmt.Sprintf("ACPI DATA %-20s equal (%s…)", b.Name, want.String()[:16]))
+		}
+	}
+
+	// The guest kernel's view of the BARs and bridge windows.
+	iomem := parseIomem(c)
+	if len(iomem) == 0 {
+		t.Fatalf("no /proc/iomem on the console:\n%s", c)
+	}
+	has := func(start, size uint64, name string) bool {
+		for _, e := range iomem {
+			if e.start == start && e.end == start+size-1 && e.name == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, b := range tables.BARs {
+		name := fmt.Sprintf("0000:%02x:%02x.%d", b.Bus, b.Dev, b.Fn)
+		if !has(b.Addr, b.Size, name) {
+			t.Errorf("guest /proc/iomem has no [%#x-%#x] %s (capture: %v)", b.Addr, b.Addr+b.Size-1, name, b)
+		}
+	}
+	for _, br := range tables.Bridges {
+		name := fmt.Sprintf("PCI Bus 0000:%02x", br.Secondary)
+		for _, w := range []acpi.Range{br.Mem, br.PMem} {
+			if w.Size != 0 && !has(w.Base, w.Size, name) {
+				t.Errorf("guest /proc/iomem has no bridge window [%#x-%#x] %s (capture: %v)", w.Base, w.Base+w.Size-1, name, br)
+			}
+		}
+	}
+	report = append(report, fmt.Sprintf("guest /proc/iomem has the %d BARs and the windows of %d bridge(s) the capture placed", len(tables.BARs), len(tables.Bridges)))
+	report = append(report, fmt.Sprintf("capture: %s, window [%#x,+%#x), bridges %v", tables.QEMU, tables.Window.Base, tables.Window.Size, tables.Bridges))
+	for _, b := range tables.BARs {
+		report = append(report, "  "+b.String())
+	}
+	t.Logf("GPU stand-in cross-check (%s + pcie-root-port + %s stand-in, X-PciMmio64Mb=%s):\n  %s", shapeName, acpi.GPUH100.Model, gpuMmio64Mb, strings.Join(report, "\n  "))
+}
