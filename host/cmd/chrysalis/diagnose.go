@@ -32,6 +32,7 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tableFile := fs.String("ccel-table", "", "optional CCEL ACPI table `file` (/sys/firmware/acpi/tables/CCEL) to check the log against")
 	var reported repeated
 	fs.Var(&reported, "rtmr", "`N=HEX`: RTMR N as reported by the TD; repeatable")
+	fw := addFirmwareFlags(fs)
 	quoteFile := fs.String("quote", "", "the TD's quote `file`: its RTMR0-2 are the reported values (the quote is parsed, not verified: use verify for trust)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,7 +100,7 @@ func runDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	m, err := measureShape(ctx, *release, qrel, s)
+	m, err := measureShape(ctx, *release, qrel, s, fw)
 	if err != nil {
 		return err
 	}

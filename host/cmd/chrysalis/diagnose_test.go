@@ -27,7 +27,7 @@ func TestDiagnoseRealRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := shape.Lookup("dev-small")
-	m, err := measureShape(context.Background(), relDir, qrel, s)
+	m, err := measureShape(context.Background(), relDir, qrel, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,6 +137,7 @@ func manifestBuild(args []string, stdout, stderr io.Writer) error {
 type mfSource struct {
 	release, shapes, shapeFile string
 	rtmr0                      repeated
+	fw                         *firmwareFlags
 }
 
 func mfSourceFlags(fs *flag.FlagSet) *mfSource {
@@ -144,6 +145,7 @@ func mfSourceFlags(fs *flag.FlagSet) *mfSource {
 	fs.StringVar(&s.release, "release", "release", "release `directory`")
 	fs.StringVar(&s.shapes, "shape", "", "comma-separated VM shape `names` (built-in, or from --shape-file)")
 	fs.StringVar(&s.shapeFile, "shape-file", "", "shape `file` to take the shapes from instead of the built-in catalog")
+	s.fw = addFirmwareFlags(fs)
 	fs.Var(&s.rtmr0, "rtmr0", "`NAME=HEX`: use this RTMR0 for shape NAME (96 hex digits, e.g. captured on the target host with its QEMU) instead of computing it with the local QEMU; repeat per shape")
 	return s
 }
@@ -198,7 +200,7 @@ func (src *mfSource) build(stderr io.Writer, who string) (*manifest.Manifest, er
 		}
 		// Capture the ACPI tables of the shape's TDX argv with the local
 		// QEMU, as `chrysalis measure` does.
-		m, err := measureShape(context.Background(), src.release, qrel, s)
+		m, err := measureShape(context.Background(), src.release, qrel, s, src.fw)
 		if err != nil {
 			return tdxmr.Digest{}, fmt.Errorf("RTMR0 of shape %s: %w (or pass --rtmr0 %s=<96 hex digits> captured on the target host)", s.Name, err, s.Name)
 		}

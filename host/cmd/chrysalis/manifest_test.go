@@ -206,7 +206,7 @@ func TestManifestBuildRealRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	cpu, _ := shape.Lookup("cpu-4c-8g")
-	want, err := measureShape(context.Background(), relDir, qrel, cpu)
+	want, err := measureShape(context.Background(), relDir, qrel, cpu, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

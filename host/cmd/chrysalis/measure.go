@@ -29,6 +29,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	shapeFile := fs.String("shape-file", "", "read shapes from this `file` instead of the built-in catalog")
 	asJSON := fs.Bool("json", false, "print the measurements as JSON")
 	events := fs.Bool("events", true, "list every expected event with its digest and input")
+	fw := addFirmwareFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -51,7 +52,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var all []*tdxmr.Measurements
 	for _, s := range shapeList {
-		m, err := measureShape(ctx, *release, rel, s)
+		m, err := measureShape(ctx, *release, rel, s, fw)
 		if err != nil {
 			return fmt.Errorf("shape %s: %w", s.Name, err)
 		}
@@ -93,7 +94,12 @@ func lookupShapes(shapeFile, names string) ([]*shape.VMShape, error) {
 // measureShape captures the ACPI tables stock QEMU builds for the shape's
 // TDX launch argv (the same argv `launch --tdx` runs; GPUs through the
 // acpi stand-in) and computes MRTD and RTMR0-2.
-func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VMShape) (*tdxmr.Measurements, error) {
+// fw gives the firmware inputs of layouts with an SMBIOS event (nil: none).
+func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VMShape, fw *firmwareFlags) (*tdxmr.Measurements, error) {
+	in, err := fw.inputs()
+	if err != nil {
+		return nil, err
+	}
 	disks := map[shape.DiskKind]string{}
 	for _, d := range s.Disks {
 		// Backends are replaced by inert ones for the capture; only the
@@ -127,7 +133,12 @@ func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VM
 	if err != nil {
 		return nil, fmt.Errorf("ACPI capture: %w", err)
 	}
-	return tdxmr.ComputeAll(dir, s, tdxmr.Inputs{Tables: tables})
+	in.Tables = tables
+	m, err := tdxmr.ComputeAll(dir, s, in)
+	if err != nil && in.BIOS == nil && strings.Contains(err.Error(), "RTMR0Input.BIOS") {
+		return nil, fmt.Errorf("%w\n(pass the firmware build's strings: --bios-version, and --bios-vendor/--bios-date when not edk2's defaults)", err)
+	}
+	return m, err
 }
 
 func printMeasurements(w io.Writer, m *tdxmr.Measurements, events bool) {
