@@ -120,7 +120,7 @@ func TestSwtpmGPUStandIn(t *testing.T) {
 		return append(argv,
 			"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string="+gpuMmio64Mb,
 			"-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1",
-			"-device", "vfio-pci,host=0000:ff:1f.7,bus=rp0")
+			"-device", "vfio-pci,host=0000:ff:1f.7,bus=rp0,rombar=0")
 	}
 	absent := func(string) bool { return false }
 

@@ -291,7 +291,11 @@ func Argv(o Options) ([]string, error) {
 		}
 		for i, g := range o.GPUs {
 			bdf, _ := ParseBDF(g)
-			vfio := fmt.Sprintf("vfio-pci,host=%s,bus=rp%d", bdf, i)
+			// rombar=0: the GPU's option ROM (its VBIOS UEFI driver) is
+			// neither exposed nor run. OVMF would otherwise load it, a
+			// measured driver image the release does not contain, and
+			// place the GPU's 64-bit BARs differently (see measure/acpi).
+			vfio := fmt.Sprintf("vfio-pci,host=%s,bus=rp%d,rombar=0", bdf, i)
 			if s.QEMU.IOMMUFD {
 				vfio += ",iommufd=iommufd0"
 			}

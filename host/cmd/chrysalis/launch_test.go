@@ -40,7 +40,7 @@ func TestLaunchPrintOnly(t *testing.T) {
 	for _, want := range []string{
 		"\n-accel\nkvm\n",
 		"\nvhost-vsock-pci,guest-cid=7\n",
-		"\nvfio-pci,host=0000:3b:00.0,bus=rp0,iommufd=iommufd0\n",
+		"\nvfio-pci,host=0000:3b:00.0,bus=rp0,rombar=0,iommufd=iommufd0\n",
 		"\nfile=/models/m.tar,if=none,id=model,format=raw,readonly=on\n",
 		"\nfile=" + filepath.Join(state, "persistent.img") + ",if=none,id=persistent,format=raw\n",
 		"\n'console=ttyS0 panic=-1 loglevel=4'\n",
