@@ -3,20 +3,13 @@ package swtpm
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chrysalis-cc/chrysalis/host/qemu"
 	"github.com/chrysalis-cc/chrysalis/measure/acpi"
 	"github.com/chrysalis-cc/chrysalis/measure/eventlog"
-	"github.com/chrysalis-cc/chrysalis/measure/shape"
 	"github.com/chrysalis-cc/chrysalis/measure/tdxmr"
 )
 
@@ -69,99 +62,22 @@ func TestSwtpmGPUStandIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots the release under TCG with swtpm (~20 s); run without -short")
 	}
-	for _, tool := range []string{"swtpm", "swtpm_setup", qemu.Binary} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: install swtpm, swtpm-tools and qemu-system-x86 (.ci/run does)", tool)
-		}
-	}
-	root := repoRoot(t)
-	relDir := release(t, root)
-	rel, err := tdxmr.ReadRelease(relDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := shape.Lookup(shapeName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	initBin := filepath.Join(work, "dumpinit")
-	run(t, root, 5*time.Minute, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", initBin, "./ci/swtpm/testdata/dumpinit")
-	ib, err := os.ReadFile(initBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrdPath := filepath.Join(work, "initrd")
-	configDisk := filepath.Join(work, "config.img")
-	for p, b := range map[string][]byte{initrdPath: overlayInitrd(t, rel.Initrd, ib), configDisk: make([]byte, 1<<20)} {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	console := filepath.Join(work, "console.log")
 	// The dev-mode launch of the shape plus a TPM, a larger OVMF 64-bit
 	// aperture and a GPU behind a root port, as host/qemu writes it for
 	// GPU shapes (the host address names no device here).
-	argvFor := func(sock string) []string {
-		argv, err := qemu.Argv(qemu.Options{
-			Mode: qemu.ModeDev, Shape: s,
-			Release: qemu.Release{
-				OVMF: filepath.Join(relDir, tdxmr.FileFirmware), Kernel: filepath.Join(relDir, tdxmr.FileKernel),
-				Initrd: initrdPath, Cmdline: rel.Cmdline,
-			},
-			Disks:    map[shape.DiskKind]string{shape.DiskConfig: configDisk},
-			HostPort: freePort(t), ConsoleLog: console,
-			StatusSocket: filepath.Join(work, "status.sock"), QMPSocket: filepath.Join(work, "qmp.sock"),
-		})
+	b := newTPMBoot(t,
+		"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string="+gpuMmio64Mb,
+		"-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1",
+		"-device", "vfio-pci,host=0000:ff:1f.7,bus=rp0,rombar=0")
+	absent := func(string) bool { return false }
+	tables := b.capture(t, acpi.Options{GPUStandIn: &acpi.GPUH100, HostPCIPresent: absent})
+	c, _, log := b.boot(t, func(args []string) []string {
+		out, _, err := acpi.StandInArgs(args, &acpi.GPUH100, absent)
 		if err != nil {
 			t.Fatal(err)
 		}
-		argv = append(argv, tpmArgs(sock)...)
-		return append(argv,
-			"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string="+gpuMmio64Mb,
-			"-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1",
-			"-device", "vfio-pci,host=0000:ff:1f.7,bus=rp0,rombar=0")
-	}
-	absent := func(string) bool { return false }
-
-	capDir := filepath.Join(work, "capture-tpm")
-	os.MkdirAll(capDir, 0o700)
-	capArgv := argvFor(startTPM(t, capDir))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	tables, err := acpi.Capture(ctx, acpi.Options{Binary: capArgv[0], Args: capArgv[1:], GPUStandIn: &acpi.GPUH100, HostPCIPresent: absent})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	bootDir := filepath.Join(work, "boot-tpm")
-	os.MkdirAll(bootDir, 0o700)
-	launch := argvFor(startTPM(t, bootDir))
-	bootArgs, _, err := acpi.StandInArgs(launch[1:], &acpi.GPUH100, absent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("boot: %s %s", launch[0], strings.Join(bootArgs, " "))
-	start := time.Now()
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer bcancel()
-	if out, err := exec.CommandContext(bctx, launch[0], bootArgs...).CombinedOutput(); err != nil {
-		c, _ := os.ReadFile(console)
-		t.Fatalf("QEMU: %v\n%s\nconsole:\n%s", err, out, c)
-	}
-	t.Logf("boot to power-off: %s", time.Since(start).Round(time.Millisecond))
-	c, err := os.ReadFile(console)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := parseConsole(c)
-	if err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, c)
-	}
-	log, err := eventlog.Parse(dump.log)
-	if err != nil {
-		t.Fatalf("event log: %v", err)
-	}
+		return out
+	})
 
 	var report []string
 	// The ACPI DATA events (PCR1) against the capture's blobs.

@@ -214,93 +214,113 @@ type outcome struct {
 	what, result string
 }
 
-func TestSwtpmCrossCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the release under TCG with swtpm (~15 s); run without -short")
-	}
+// tpmBoot is the dev-mode launch of shapeName (host/qemu's argv) with the
+// release's initrd plus /init = dumpinit, a blank config disk and a swtpm,
+// which the cross-checks capture and boot.
+type tpmBoot struct {
+	rel              *tdxmr.Release
+	s                *shape.VMShape
+	relDir, work     string
+	initrd           []byte
+	initrdPath, disk string
+	console          string
+	extra            []string
+}
+
+// newTPMBoot checks the tools and writes the test initrd and config disk;
+// extra arguments follow the TPM's in every argv.
+func newTPMBoot(t *testing.T, extra ...string) *tpmBoot {
 	for _, tool := range []string{"swtpm", "swtpm_setup", qemu.Binary} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: install swtpm, swtpm-tools and qemu-system-x86 (.ci/run does)", tool)
 		}
 	}
 	root := repoRoot(t)
-	relDir := release(t, root)
-	rel, err := tdxmr.ReadRelease(relDir)
-	if err != nil {
+	b := &tpmBoot{relDir: release(t, root), work: t.TempDir(), extra: extra}
+	var err error
+	if b.rel, err = tdxmr.ReadRelease(b.relDir); err != nil {
 		t.Fatal(err)
 	}
-	s, err := shape.Lookup(shapeName)
-	if err != nil {
+	if b.s, err = shape.Lookup(shapeName); err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-
-	// The test initrd: the release's plus /init = dumpinit.
-	initBin := filepath.Join(work, "dumpinit")
+	initBin := filepath.Join(b.work, "dumpinit")
 	run(t, root, 5*time.Minute, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", initBin, "./ci/swtpm/testdata/dumpinit")
 	ib, err := os.ReadFile(initBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrd := overlayInitrd(t, rel.Initrd, ib)
-	initrdPath := filepath.Join(work, "initrd")
-	configDisk := filepath.Join(work, "config.img")
-	for p, b := range map[string][]byte{initrdPath: initrd, configDisk: make([]byte, 1<<20)} {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
+	b.initrd = overlayInitrd(t, b.rel.Initrd, ib)
+	b.initrdPath = filepath.Join(b.work, "initrd")
+	b.disk = filepath.Join(b.work, "config.img")
+	for p, c := range map[string][]byte{b.initrdPath: b.initrd, b.disk: make([]byte, 1<<20)} {
+		if err := os.WriteFile(p, c, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	b.console = filepath.Join(b.work, "console.log")
+	return b
+}
 
-	// The launch command line of the shape in dev mode (host/qemu), plus
-	// a TPM.
-	console := filepath.Join(work, "console.log")
-	argvFor := func(sock string) []string {
-		argv, err := qemu.Argv(qemu.Options{
-			Mode:  qemu.ModeDev,
-			Shape: s,
-			Release: qemu.Release{
-				OVMF: filepath.Join(relDir, tdxmr.FileFirmware), Kernel: filepath.Join(relDir, tdxmr.FileKernel),
-				Initrd: initrdPath, Cmdline: rel.Cmdline,
-			},
-			Disks:        map[shape.DiskKind]string{shape.DiskConfig: configDisk},
-			HostPort:     freePort(t),
-			ConsoleLog:   console,
-			StatusSocket: filepath.Join(work, "status.sock"),
-			QMPSocket:    filepath.Join(work, "qmp.sock"),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return append(argv, tpmArgs(sock)...)
+// argv is the launch with a fresh swtpm in dir: host/qemu's dev argv, the
+// TPM, then the extra arguments.
+func (b *tpmBoot) argv(t *testing.T, dir string) []string {
+	if err := os.MkdirAll(filepath.Join(b.work, dir), 0o700); err != nil {
+		t.Fatal(err)
 	}
-
-	// The ACPI blobs QEMU serves for this command line (its own swtpm:
-	// the TPM adds tables and a log area).
-	capDir := filepath.Join(work, "capture-tpm")
-	os.MkdirAll(capDir, 0o700)
-	capArgv := argvFor(startTPM(t, capDir))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	tables, err := acpi.Capture(ctx, acpi.Options{Binary: capArgv[0], Args: capArgv[1:]})
-	cancel()
+	argv, err := qemu.Argv(qemu.Options{
+		Mode:  qemu.ModeDev,
+		Shape: b.s,
+		Release: qemu.Release{
+			OVMF: filepath.Join(b.relDir, tdxmr.FileFirmware), Kernel: filepath.Join(b.relDir, tdxmr.FileKernel),
+			Initrd: b.initrdPath, Cmdline: b.rel.Cmdline,
+		},
+		Disks:        map[shape.DiskKind]string{shape.DiskConfig: b.disk},
+		HostPort:     freePort(t),
+		ConsoleLog:   b.console,
+		StatusSocket: filepath.Join(b.work, "status.sock"),
+		QMPSocket:    filepath.Join(b.work, "qmp.sock"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	argv = append(argv, tpmArgs(startTPM(t, filepath.Join(b.work, dir)))...)
+	return append(argv, b.extra...)
+}
 
-	// Boot.
-	bootDir := filepath.Join(work, "boot-tpm")
-	os.MkdirAll(bootDir, 0o700)
-	argv := argvFor(startTPM(t, bootDir))
-	t.Logf("boot: %s", strings.Join(argv, " "))
+// capture reads the ACPI blobs QEMU serves for the launch (with its own
+// swtpm: the TPM adds tables and a log area); o gives the other options.
+func (b *tpmBoot) capture(t *testing.T, o acpi.Options) *acpi.Tables {
+	argv := b.argv(t, "capture-tpm")
+	o.Binary, o.Args = argv[0], argv[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tables, err := acpi.Capture(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+// boot runs the launch (through rewrite, when set, as the argv without
+// argv[0]) to its power-off and returns the console, what dumpinit
+// printed and the TPM's event log.
+func (b *tpmBoot) boot(t *testing.T, rewrite func([]string) []string) ([]byte, *guestDump, *eventlog.Log) {
+	argv := b.argv(t, "boot-tpm")
+	args := argv[1:]
+	if rewrite != nil {
+		args = rewrite(args)
+	}
+	t.Logf("boot: %s %s", argv[0], strings.Join(args, " "))
 	start := time.Now()
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer bcancel()
-	cmd := exec.CommandContext(bctx, argv[0], argv[1:]...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		c, _ := os.ReadFile(console)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, argv[0], args...).CombinedOutput(); err != nil {
+		c, _ := os.ReadFile(b.console)
 		t.Fatalf("QEMU: %v\n%s\nconsole:\n%s", err, out, c)
 	}
 	t.Logf("boot to power-off: %s", time.Since(start).Round(time.Millisecond))
-	c, err := os.ReadFile(console)
+	c, err := os.ReadFile(b.console)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +332,17 @@ func TestSwtpmCrossCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("event log: %v", err)
 	}
+	return c, dump, log
+}
+
+func TestSwtpmCrossCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the release under TCG with swtpm (~15 s); run without -short")
+	}
+	b := newTPMBoot(t)
+	rel, s, initrd := b.rel, b.s, b.initrd
+	tables := b.capture(t, acpi.Options{})
+	_, dump, log := b.boot(t, nil)
 	if _, ok := log.SpecID.DigestSize(eventlog.AlgSHA384); !ok {
 		t.Fatalf("the TPM log has no SHA-384 bank: %+v", log.SpecID.Algorithms)
 	}
@@ -502,5 +533,5 @@ func TestSwtpmCrossCheck(t *testing.T) {
 	for _, o := range report {
 		fmt.Fprintf(&sb2, "\n  %-70s %s", o.what, o.result)
 	}
-	t.Logf("swtpm cross-check (%s, %s, SHA-384 bank):%s", shapeName, relDir, sb2.String())
+	t.Logf("swtpm cross-check (%s, %s, SHA-384 bank):%s", shapeName, b.relDir, sb2.String())
 }
