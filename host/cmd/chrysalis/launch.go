@@ -275,13 +275,8 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *cfgFile == "" {
 			return errors.New("--payout-secret needs --config (a config with measured.payment)")
 		}
-		b, err := os.ReadFile(*secretF)
-		if err != nil {
-			return fmt.Errorf("--payout-secret: %w", err)
-		}
-		secret = guest.Secret(strings.TrimSpace(string(b)))
-		if _, err := secret.Bytes(); err != nil {
-			return fmt.Errorf("--payout-secret %s: %w", *secretF, err)
+		if secret, err = readPayoutSecretText("--payout-secret", *secretF); err != nil {
+			return err
 		}
 	}
 	if *cfgFile != "" {

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chrysalis-cc/chrysalis/measure/atomicfile"
 	"github.com/chrysalis-cc/chrysalis/measure/canon"
-	"github.com/chrysalis-cc/chrysalis/measure/guest"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
 )
 
@@ -104,13 +101,9 @@ func payoutWithdrawCmd(_ context.Context, args []string, stdout, stderr io.Write
 	if until > math.MaxUint32 {
 		return fmt.Errorf("--now %d: valid_until %d does not fit the wallet's 32-bit time", now, until)
 	}
-	b, err := os.ReadFile(*secretF)
+	secret, err := readPayoutSecret("--secret", *secretF)
 	if err != nil {
-		return fmt.Errorf("--secret: %w", err)
-	}
-	secret, err := guest.Secret(strings.TrimSpace(string(b))).Bytes()
-	if err != nil {
-		return fmt.Errorf("--secret %s: %w", *secretF, err)
+		return err
 	}
 	w, err := payment.WithdrawMessage(secret, owner, uint32(seqno), uint32(until))
 	if err != nil {

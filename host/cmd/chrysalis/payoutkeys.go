@@ -62,13 +62,9 @@ func payoutKeysCmd(_ context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	b, err := os.ReadFile(*secretF)
+	secret, err := readPayoutSecret("--secret", *secretF)
 	if err != nil {
-		return fmt.Errorf("--secret: %w", err)
-	}
-	secret, err := guest.Secret(strings.TrimSpace(string(b))).Bytes()
-	if err != nil {
-		return fmt.Errorf("--secret %s: %w", *secretF, err)
+		return err
 	}
 	ck, wk, err := payment.DeriveKeys(secret)
 	if err != nil {
@@ -106,4 +102,29 @@ func newPayoutSecret(path string) error {
 		return fmt.Errorf("--new: %s exists; refusing to replace a payout secret", path)
 	}
 	return err
+}
+
+// readPayoutSecret reads a payout secret file (64 lowercase hex
+// characters, as --new writes it) for payout keys, payout withdraw and
+// launch --payout-secret; errors name flag and the file.
+func readPayoutSecret(flag, path string) ([]byte, error) {
+	s, err := readPayoutSecretText(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	return s.Bytes()
+}
+
+// readPayoutSecretText is readPayoutSecret's checked secret as the config
+// disk carries it.
+func readPayoutSecretText(flag, path string) (guest.Secret, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	s := guest.Secret(strings.TrimSpace(string(b)))
+	if _, err := s.Bytes(); err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return s, nil
 }
