@@ -92,6 +92,14 @@ func bindPayments(l *payout.Ledger, cfg *guest.Config, dial dialChain, log *slog
 	if err != nil {
 		return nil, err
 	}
+	wKey, err := payout.NewSecretKey(wk.Seed())
+	if err != nil {
+		return nil, err
+	}
+	threshold, err := cfg.Measured.Payment.Threshold()
+	if err != nil {
+		return nil, err
+	}
 	signer, err := payout.NewReceiptSigner(l, key, payment.RawAddress(ch))
 	if err != nil {
 		return nil, err
@@ -101,12 +109,25 @@ func bindPayments(l *payout.Ledger, cfg *guest.Config, dial dialChain, log *slog
 	log.Info("payments", "channel", payment.RawAddress(ch), "worker_key", pub, "gas_wallet", w.Address().String(),
 		"earned", sum.Earned, "settled", sum.Settled, "receipts", sum.Receipts)
 	relay := &payout.Relay{}
+	setLog := log.With("component", "settlement")
+	// The settler's configuration (its Chain comes when dialled): keys
+	// from the owner's secret, the settle policy from the measured terms,
+	// the proxy's co-signatures through the endpoints' relay.
+	sc := payout.Config{
+		Ledger: l, CoSigner: relay, Channel: chCfg,
+		ChannelKey: key, WalletKey: wKey, NetworkGlobalID: n.GlobalID(),
+		Policy: payout.Policy{
+			Threshold: threshold, Interval: cfg.Measured.Payment.SettleIntervalSeconds,
+			Attach: settleAttach, Reserve: settleReserve,
+		},
+		Log: setLog,
+	}
 	return &payments{
 		ledger:     l,
 		signer:     signer,
 		handler:    payout.Handler(l, relay, time.Now, log.With("component", "payout")),
 		receiptKey: pub,
-		settle:     startSettlement(cfg, l, relay, dial, log.With("component", "settlement")),
+		settle:     startSettlement(cfg.TONChain, sc, dial, setLog),
 	}, nil
 }
 

@@ -53,46 +53,12 @@ type settlement struct {
 	done    chan struct{}
 }
 
-// settlerConfig is the Settler's configuration for the measured channel:
-// keys from the owner's payout secret, the settle policy from the measured
-// terms, the proxy's co-signatures through relay.
-func settlerConfig(cfg *guest.Config, l *payout.Ledger, relay *payout.Relay, chain payout.Chain, log *slog.Logger) (payout.Config, error) {
-	ck, wk, err := cfg.PayoutKeys()
-	if err != nil {
-		return payout.Config{}, err
-	}
-	chCfg, n, err := cfg.Measured.Channel()
-	if err != nil {
-		return payout.Config{}, err
-	}
-	threshold, err := cfg.Measured.Payment.Threshold()
-	if err != nil {
-		return payout.Config{}, err
-	}
-	chKey, err := payout.NewSecretKey(ck.Seed())
-	if err != nil {
-		return payout.Config{}, err
-	}
-	wKey, err := payout.NewSecretKey(wk.Seed())
-	if err != nil {
-		return payout.Config{}, err
-	}
-	return payout.Config{
-		Ledger: l, Chain: chain, CoSigner: relay, Channel: chCfg,
-		ChannelKey: chKey, WalletKey: wKey, NetworkGlobalID: n.GlobalID(),
-		Policy: payout.Policy{
-			Threshold: threshold, Interval: cfg.Measured.Payment.SettleIntervalSeconds,
-			Attach: settleAttach, Reserve: settleReserve,
-		},
-		Log: log,
-	}, nil
-}
-
 // startSettlement starts settling when the config disk gives chain access
-// (ton_chain); without it the worker only earns, and says so.
-func startSettlement(cfg *guest.Config, l *payout.Ledger, relay *payout.Relay, dial dialChain, log *slog.Logger) *settlement {
+// (t, its ton_chain) with the settler configuration c (all but the
+// chain); without it the worker only earns, and says so.
+func startSettlement(t *guest.TONChain, c payout.Config, dial dialChain, log *slog.Logger) *settlement {
 	st := &settlement{done: make(chan struct{})}
-	if cfg.TONChain == nil {
+	if t == nil {
 		st.state = "off: the config disk has no ton_chain (launch --ton-config); earnings accumulate in the ledger"
 		log.Warn("settlement is " + st.state)
 		close(st.done)
@@ -100,18 +66,13 @@ func startSettlement(cfg *guest.Config, l *payout.Ledger, relay *payout.Relay, d
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
-	st.state = fmt.Sprintf("connecting to %d liteservers", len(cfg.TONChain.Liteservers))
+	st.state = fmt.Sprintf("connecting to %d liteservers", len(t.Liteservers))
 	go func() {
 		defer close(st.done)
-		chain := st.connect(ctx, cfg.TONChain, dial, log)
-		if chain == nil {
+		if c.Chain = st.connect(ctx, t, dial, log); c.Chain == nil {
 			return
 		}
-		c, err := settlerConfig(cfg, l, relay, chain, log)
-		var s *payout.Settler
-		if err == nil {
-			s, err = payout.NewSettler(c)
-		}
+		s, err := payout.NewSettler(c)
 		if err != nil {
 			st.set("stopped: " + err.Error())
 			log.Error("settlement", "err", err)

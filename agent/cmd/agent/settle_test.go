@@ -119,10 +119,14 @@ func TestSettlementRetriesDial(t *testing.T) {
 	}
 	defer l.Close()
 	dialled := make(chan *guest.TONChain, 1)
-	st := startSettlement(cfg, l, &payout.Relay{}, func(_ context.Context, tc *guest.TONChain) (payout.Chain, error) {
+	p, err := bindPayments(l, cfg, func(_ context.Context, tc *guest.TONChain) (payout.Chain, error) {
 		dialled <- tc
 		return nil, errors.New("dial tcp 5.9.10.47:19949: connect: network is unreachable")
 	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := p.settle
 	if tc := <-dialled; len(tc.Liteservers) != 2 {
 		t.Fatalf("dialled %+v", tc)
 	}
