@@ -14,7 +14,6 @@ import (
 
 	"github.com/chrysalis-cc/chrysalis/agent/payout"
 	"github.com/chrysalis-cc/chrysalis/measure/payment"
-	"github.com/xssnick/tonutils-go/ton/wallet"
 )
 
 // TestRelayOverHTTP runs the proxy side of the protocol against the
@@ -24,15 +23,7 @@ import (
 func TestRelayOverHTTP(t *testing.T) {
 	e := newEnv(t, "1", defaultPolicy())
 	relay := &payout.Relay{Wait: 5 * time.Second}
-	kb, _ := payout.NewSecretKey(e.f.KeyB.Seed())
-	kw, _ := payout.NewSecretKey(e.f.KeyWallet.Seed())
-	s, err := payout.NewSettler(payout.Config{
-		Ledger: e.ledger, Chain: e.chain, CoSigner: relay, Channel: e.f.Config,
-		ChannelKey: kb, WalletKey: kw, NetworkGlobalID: wallet.MainnetGlobalID, Policy: e.policy,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.settler(relay)
 	srv := httptest.NewServer(payout.Handler(e.ledger, relay, nil, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 	post := func(path string, v any) (int, []byte) {
@@ -124,15 +115,7 @@ func TestRelayOverHTTP(t *testing.T) {
 func TestRelayTimesOut(t *testing.T) {
 	e := newEnv(t, "1", defaultPolicy())
 	relay := &payout.Relay{Wait: 50 * time.Millisecond}
-	kb, _ := payout.NewSecretKey(e.f.KeyB.Seed())
-	kw, _ := payout.NewSecretKey(e.f.KeyWallet.Seed())
-	s, err := payout.NewSettler(payout.Config{
-		Ledger: e.ledger, Chain: e.chain, CoSigner: relay, Channel: e.f.Config,
-		ChannelKey: kb, WalletKey: kw, NetworkGlobalID: wallet.MainnetGlobalID, Policy: e.policy,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.settler(relay)
 	e.pay("2")
 	if _, err := s.Step(context.Background()); err == nil || !strings.Contains(err.Error(), "has not co-signed") {
 		t.Fatalf("step = %v", err)

@@ -59,15 +59,23 @@ func (e *env) open() {
 	if e.ledger, err = payout.OpenLedger(filepath.Join(e.dir, "ledger.jsonl"), nil); err != nil {
 		e.t.Fatal(err)
 	}
+	e.s = e.settler(e.proxy)
+}
+
+// settler is a settler of the fixture's channel on e's ledger and chain,
+// asking co for the proxy's co-signatures.
+func (e *env) settler(co payout.CoSigner) *payout.Settler {
+	e.t.Helper()
 	kb, _ := payout.NewSecretKey(e.f.KeyB.Seed())
 	kw, _ := payout.NewSecretKey(e.f.KeyWallet.Seed())
-	e.s, err = payout.NewSettler(payout.Config{
-		Ledger: e.ledger, Chain: e.chain, CoSigner: e.proxy, Channel: e.f.Config,
+	s, err := payout.NewSettler(payout.Config{
+		Ledger: e.ledger, Chain: e.chain, CoSigner: co, Channel: e.f.Config,
 		ChannelKey: kb, WalletKey: kw, NetworkGlobalID: wallet.MainnetGlobalID, Policy: e.policy,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return s
 }
 
 func (e *env) pay(amount string) {
