@@ -2,6 +2,7 @@ package tdxmr
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -133,6 +134,10 @@ type RTMR0Input struct {
 	// CPU. Nil keeps the capture's.
 	ProcessorID *[8]byte
 }
+
+// ErrBIOSInfoNeeded is wrapped by RTMR0 when the layout's SMBIOS event
+// needs the firmware build's type 0 strings and RTMR0Input.BIOS is nil.
+var ErrBIOSInfoNeeded = errors.New("supply them (RTMR0Input.BIOS)")
 
 // RTMR0 returns the expected RTMR0 events and value of a direct kernel
 // boot: in.Layout's entries expanded in order.
@@ -268,7 +273,7 @@ func smbiosEvent(in RTMR0Input) (Event, error) {
 		return Event{}, fmt.Errorf("tdxmr: RTMR0 SMBIOS event: %w", err)
 	}
 	if t.AddedType0 && in.BIOS == nil {
-		return Event{}, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event and QEMU gives no type 0, so OVMF adds its own from the firmware build's vendor, version and release date: supply them (RTMR0Input.BIOS)", name)
+		return Event{}, fmt.Errorf("tdxmr: RTMR0 layout %s logs an SMBIOS event and QEMU gives no type 0, so OVMF adds its own from the firmware build's vendor, version and release date: %w", name, ErrBIOSInfoNeeded)
 	}
 	detail := fmt.Sprintf("SHA-384 of the %d-byte SMBIOS %d.%d table OVMF builds from QEMU %s's %s (%d structures), filtered as SmbiosMeasurementDxe does",
 		len(t.Bytes), t.Anchor.Major, t.Anchor.Minor, in.Tables.QEMUVersion, smbios.FileTables, len(t.Structures))

@@ -135,7 +135,7 @@ func measureShape(ctx context.Context, dir string, rel qemu.Release, s *shape.VM
 	}
 	in.Tables = tables
 	m, err := tdxmr.ComputeAll(dir, s, in)
-	if err != nil && in.BIOS == nil && strings.Contains(err.Error(), "RTMR0Input.BIOS") {
+	if errors.Is(err, tdxmr.ErrBIOSInfoNeeded) {
 		return nil, fmt.Errorf("%w\n(pass the firmware build's strings: --bios-version, and --bios-vendor/--bios-date when not edk2's defaults)", err)
 	}
 	return m, err
