@@ -144,15 +144,18 @@ func (d *doctor) checkRelease() {
 	if d.opts.Release == "" {
 		d.skip(id, title, "no release given (pass --release DIR)")
 		d.skip(tid, ttitle, "no release given")
+		d.skip(gpuDriverID, gpuDriverTitle, "no release given")
 		return
 	}
 	r, err := image.LoadRelease(d.opts.Release)
 	if err != nil {
 		d.fail(id, title, err.Error(), "rebuild the release (chrysalis build --out DIR) or fetch it again; never edit a release's files")
 		d.skip(tid, ttitle, "the release did not verify")
+		d.skip(gpuDriverID, gpuDriverTitle, "the release did not verify")
 		return
 	}
 	d.ok(id, title, fmt.Sprintf("%s: %d files match SHA256SUMS (kernel %s, source %s)", d.opts.Release, len(image.ReleaseFiles), r.KernelVersion, r.SourceCommit))
+	d.checkReleaseDriver(r)
 	if d.opts.Dev {
 		d.skip(tid, ttitle, devModeSkipNotes)
 		return
@@ -171,6 +174,38 @@ func (d *doctor) checkRelease() {
 		}
 	}
 	d.ok(tid, ttitle, detail)
+}
+
+// GPUDriverModule is the kernel module a release must carry for GPU
+// shapes: NVIDIA's GPU driver (the open kernel modules' nvidia.ko).
+const GPUDriverModule = "nvidia"
+
+const gpuDriverID, gpuDriverTitle = "release-nvidia", "release carries the NVIDIA GPU driver"
+
+// checkReleaseDriver fails a TDX launch of a GPU shape from a release whose
+// initramfs has no NVIDIA driver: such a guest boots, then stops at the
+// agent's GPU gate, after the owner has waited for it.
+func (d *doctor) checkReleaseDriver(r *image.Release) {
+	const id, title = gpuDriverID, gpuDriverTitle
+	if d.opts.Dev || d.shape == nil || d.shape.GPUs == 0 {
+		d.skip(id, title, "no GPUs in this launch")
+		return
+	}
+	var found []string
+	for _, m := range r.Modules {
+		if image.ModuleName(m) == GPUDriverModule {
+			found = append(found, m)
+		}
+	}
+	if len(found) == 0 {
+		d.fail(id, title,
+			fmt.Sprintf("%s has none of the NVIDIA driver's modules (no %s.ko among its %d modules), and shape %s needs %d GPU(s): the guest would stop at the agent's GPU gate",
+				d.opts.Release, GPUDriverModule, len(r.Modules), d.shape.Name, d.shape.GPUs),
+			"boot GPU shapes only from a release that carries the NVIDIA open GPU kernel modules and a cgo agent;\n"+
+				"releases built from this repository's image/inputs.lock do not carry them yet (README, \"GPU image\")")
+		return
+	}
+	d.ok(id, title, strings.Join(found, ", "))
 }
 
 func (d *doctor) checkMemory() {

@@ -43,6 +43,7 @@ func TestRunTrees(t *testing.T) {
 		"qemu-tdx":          {StatusOK, nil},
 		"release":           {StatusSkip, []string{"--release"}},
 		"ovmf-tdvf":         {StatusSkip, nil},
+		"release-nvidia":    {StatusSkip, []string{"no release given"}},
 		"memory":            {StatusOK, []string{"MemAvailable 240 GiB (of 251.6 GiB)", "100 GiB + 1 GiB"}},
 		"hugepages":         {StatusOK, []string{"1024 x 2048 kB reserved", "2 GiB"}},
 		"vhost-vsock":       {StatusOK, nil},
@@ -355,6 +356,26 @@ func TestRelease(t *testing.T) {
 	}
 	if c := dev["ovmf-tdvf"]; c.Status != StatusSkip {
 		t.Errorf("dev ovmf-tdvf: %+v", c)
+	}
+
+	// The fake release has no NVIDIA driver: fatal for a GPU shape, not
+	// for dev; a release whose initramfs carries nvidia.ko passes.
+	if c := got["release-nvidia"]; c.Status != StatusFail || !c.Fatal || !strings.Contains(c.Detail, "no nvidia.ko among its 0 modules") ||
+		!strings.Contains(c.Detail, "shape "+h100Shape+" needs 1 GPU(s)") || !strings.Contains(c.Remedy, "image/inputs.lock") {
+		t.Errorf("release without the driver: %+v", c)
+	}
+	if c := dev["release-nvidia"]; c.Status != StatusSkip {
+		t.Errorf("dev release-nvidia: %+v", c)
+	}
+	withDriver := t.TempDir()
+	qemutest.WriteFakeRelease(t, withDriver)
+	relJSON := &image.Release{Format: image.ReleaseFormat, Cmdline: "console=ttyS0 panic=-1 loglevel=4\n", KernelVersion: "6.12.0-test", SourceCommit: "unknown",
+		Modules: []string{"virtio_blk.ko.xz", "nvidia.ko.xz", "nvidia-uvm.ko.xz"}}
+	if err := image.Seal(withDriver, relJSON); err != nil {
+		t.Fatal(err)
+	}
+	if c := byID(Run(treeEnv(root), Options{Shape: h100Shape, GPUs: []string{gpu}, Release: withDriver}))["release-nvidia"]; c.Status != StatusOK || c.Detail != "nvidia.ko.xz" {
+		t.Errorf("release with the driver: %+v", c)
 	}
 
 	// A modified file fails the release and skips TDVF.
