@@ -176,9 +176,9 @@ func (d *doctor) checkRelease() {
 	d.ok(tid, ttitle, detail)
 }
 
-// GPUDriverModule is the kernel module a release must carry for GPU
+// gpuDriverModule is the kernel module a release must carry for GPU
 // shapes: NVIDIA's GPU driver (the open kernel modules' nvidia.ko).
-const GPUDriverModule = "nvidia"
+const gpuDriverModule = "nvidia"
 
 const gpuDriverID, gpuDriverTitle = "release-nvidia", "release carries the NVIDIA GPU driver"
 
@@ -191,21 +191,17 @@ func (d *doctor) checkReleaseDriver(r *image.Release) {
 		d.skip(id, title, "no GPUs in this launch")
 		return
 	}
-	var found []string
 	for _, m := range r.Modules {
-		if image.ModuleName(m) == GPUDriverModule {
-			found = append(found, m)
+		if image.ModuleName(m) == gpuDriverModule {
+			d.ok(id, title, m)
+			return
 		}
 	}
-	if len(found) == 0 {
-		d.fail(id, title,
-			fmt.Sprintf("%s has none of the NVIDIA driver's modules (no %s.ko among its %d modules), and shape %s needs %d GPU(s): the guest would stop at the agent's GPU gate",
-				d.opts.Release, GPUDriverModule, len(r.Modules), d.shape.Name, d.shape.GPUs),
-			"boot GPU shapes only from a release that carries the NVIDIA open GPU kernel modules and a cgo agent;\n"+
-				"releases built from this repository's image/inputs.lock do not carry them yet (README, \"GPU image\")")
-		return
-	}
-	d.ok(id, title, strings.Join(found, ", "))
+	d.fail(id, title,
+		fmt.Sprintf("%s has none of the NVIDIA driver's modules (no %s.ko among its %d modules), and shape %s needs %d GPU(s): the guest would stop at the agent's GPU gate",
+			d.opts.Release, gpuDriverModule, len(r.Modules), d.shape.Name, d.shape.GPUs),
+		"boot GPU shapes only from a release that carries the NVIDIA open GPU kernel modules and a cgo agent;\n"+
+			"releases built from this repository's image/inputs.lock do not carry them yet (README, \"GPU image\")")
 }
 
 func (d *doctor) checkMemory() {

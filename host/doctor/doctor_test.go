@@ -368,12 +368,7 @@ func TestRelease(t *testing.T) {
 		t.Errorf("dev release-nvidia: %+v", c)
 	}
 	withDriver := t.TempDir()
-	qemutest.WriteFakeRelease(t, withDriver)
-	relJSON := &image.Release{Format: image.ReleaseFormat, Cmdline: "console=ttyS0 panic=-1 loglevel=4\n", KernelVersion: "6.12.0-test", SourceCommit: "unknown",
-		Modules: []string{"virtio_blk.ko.xz", "nvidia.ko.xz", "nvidia-uvm.ko.xz"}}
-	if err := image.Seal(withDriver, relJSON); err != nil {
-		t.Fatal(err)
-	}
+	qemutest.WriteSealedFakeRelease(t, withDriver, "virtio_blk.ko.xz", "nvidia.ko.xz", "nvidia-uvm.ko.xz")
 	if c := byID(Run(treeEnv(root), Options{Shape: h100Shape, GPUs: []string{gpu}, Release: withDriver}))["release-nvidia"]; c.Status != StatusOK || c.Detail != "nvidia.ko.xz" {
 		t.Errorf("release with the driver: %+v", c)
 	}

@@ -46,15 +46,16 @@ func WriteFakeRelease(tb testing.TB, dir string) qemu.Release {
 
 // WriteSealedFakeRelease writes the fake release plus the release.json and
 // SHA256SUMS that image.LoadRelease requires (image.Seal), for tests of
-// code that checks a release's integrity before using it.
-func WriteSealedFakeRelease(tb testing.TB, dir string) {
+// code that checks a release's integrity before using it; release.json
+// lists modules as the initramfs's modules.
+func WriteSealedFakeRelease(tb testing.TB, dir string, modules ...string) {
 	tb.Helper()
 	WriteFakeRelease(tb, dir)
 	cmdline, err := os.ReadFile(filepath.Join(dir, image.FileCmdline))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rel := &image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline), KernelVersion: "6.12.0-test", SourceCommit: "unknown"}
+	rel := &image.Release{Format: image.ReleaseFormat, Cmdline: string(cmdline), KernelVersion: "6.12.0-test", SourceCommit: "unknown", Modules: modules}
 	if err := image.Seal(dir, rel); err != nil {
 		tb.Fatal(err)
 	}
